@@ -1,0 +1,42 @@
+//! Capabilities the host serves in-process. Each follows one lifecycle:
+//! *init* adds its bindings to the linker once (here), *configure* validates
+//! links and config when they change (see [`http_server`]), *prepare* builds
+//! per-invocation state (in [`crate::runtime::InvocationState`]).
+//!
+//! - [`config`]: `wasi:config/store` from the component's named config.
+//! - [`logging`]: `wasi:logging/logging` into `tracing`, tagged with the component id.
+//! - [`http_server`]: the `wasi:http` incoming listener (`builtin://http-server`).
+//! - [`http_client`]: outgoing `wasi:http`, denied until a client capability is linked.
+
+pub mod config;
+pub mod http_client;
+pub mod http_server;
+pub mod logging;
+
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::runtime::InvocationState;
+
+pub(crate) mod bindings {
+    wasmtime::component::bindgen!({
+        path: [
+            "../interfaces/wit/deps/config",
+            "../interfaces/wit/deps/logging",
+        ],
+        inline: "
+            package trellis:host-builtins@0.1.0;
+            world builtins {
+                import wasi:config/store@0.2.0-draft;
+                import wasi:logging/logging@0.1.0-draft;
+            }
+        ",
+        world: "trellis:host-builtins/builtins",
+    });
+}
+
+/// Adds every in-process capability interface to `linker`.
+pub(crate) fn add_to_linker(linker: &mut Linker<InvocationState>) -> wasmtime::Result<()> {
+    bindings::wasi::config::store::add_to_linker::<_, HasSelf<InvocationState>>(linker, |s| s)?;
+    bindings::wasi::logging::logging::add_to_linker::<_, HasSelf<InvocationState>>(linker, |s| s)?;
+    Ok(())
+}

@@ -1,0 +1,352 @@
+//! Component auctions, `component.scale` and `component.update`.
+//!
+//! Scale and update acknowledge first and do the work in a task, as wasmCloud
+//! does; the outcome is a `component_scaled` / `component_scale_failed` event.
+//! Lifecycle operations on one component id are serialized.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use trellis_interfaces::ctl::{
+    ComponentAuctionAck, ComponentAuctionRequest, ScaleComponentCommand, UpdateComponentCommand,
+};
+use trellis_interfaces::event::{ComponentScaleFailed, ComponentScaled, LatticeEvent};
+use trellis_interfaces::link::ComponentSpecification;
+use trellis_interfaces::subject;
+
+use super::{CtlError, Reply, check_host, parse};
+use crate::artifact::ArtifactRef;
+use crate::host::{ComponentSlot, HostInner};
+use crate::runtime::{ComponentParams, RunningComponent, compile};
+
+pub(super) fn auction(host: &HostInner, payload: &[u8]) -> Result<Reply, CtlError> {
+    let req: ComponentAuctionRequest = parse("component auction", payload)?;
+    let labels = host.labels_snapshot();
+    let satisfied = req
+        .constraints
+        .iter()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    if !satisfied || host.component(&req.component_id).is_some() {
+        return Ok(Reply::Silent);
+    }
+    Ok(Reply::with(&ComponentAuctionAck {
+        component_ref: req.component_ref,
+        component_id: req.component_id,
+        host_id: host.id.clone(),
+        constraints: req.constraints,
+    }))
+}
+
+fn validate_id(id: &str) -> Result<(), CtlError> {
+    if id.is_empty() {
+        return Err(CtlError::Rejected("component_id must not be empty".into()));
+    }
+    if id.chars().any(|c| c.is_whitespace() || matches!(c, '.' | '*' | '>')) {
+        return Err(CtlError::Rejected(format!(
+            "component id `{id}` is not a valid NATS subject token (no spaces, `.`, `*` or `>`)"
+        )));
+    }
+    Ok(())
+}
+
+pub(super) fn scale(host: &Arc<HostInner>, host_id: &str, payload: &[u8]) -> Result<Reply, CtlError> {
+    let cmd: ScaleComponentCommand = parse("component scale", payload)?;
+    check_host(host, &cmd.host_id)?;
+    let _ = host_id;
+    validate_id(&cmd.component_id)?;
+    if cmd.max_instances > 0 {
+        match ArtifactRef::parse(&cmd.component_ref) {
+            Ok(ArtifactRef::Builtin(_)) => {
+                return Err(CtlError::Rejected(format!(
+                    "`{}` is a built-in capability: start it with provider.start, not component.scale",
+                    cmd.component_ref
+                )));
+            }
+            Ok(_) => {}
+            Err(e) => return Err(CtlError::Rejected(e.to_string())),
+        }
+    }
+    let mut warning = String::new();
+    if let Some(existing) = host.component(&cmd.component_id) {
+        if cmd.max_instances > 0 && existing.image_ref() != cmd.component_ref && !cmd.allow_update {
+            warning = format!(
+                "component `{}` is already running from `{}`; scaling it but keeping that image (set allow_update to switch to `{}`)",
+                cmd.component_id,
+                existing.image_ref(),
+                cmd.component_ref
+            );
+        }
+    }
+    let task_host = host.clone();
+    tokio::spawn(async move { scale_task(task_host, cmd).await });
+    Ok(if warning.is_empty() { Reply::ok() } else { Reply::warning(warning) })
+}
+
+pub(super) fn update(host: &Arc<HostInner>, _host_id: &str, payload: &[u8]) -> Result<Reply, CtlError> {
+    let cmd: UpdateComponentCommand = parse("component update", payload)?;
+    check_host(host, &cmd.host_id)?;
+    let Some(existing) = host.component(&cmd.component_id) else {
+        return Err(CtlError::Rejected(format!(
+            "component `{}` is not running on host `{}`",
+            cmd.component_id, host.id
+        )));
+    };
+    if existing.image_ref() == cmd.new_component_ref {
+        return Ok(Reply::warning(format!(
+            "component `{}` already runs `{}`; nothing to update",
+            cmd.component_id, cmd.new_component_ref
+        )));
+    }
+    ArtifactRef::parse(&cmd.new_component_ref).map_err(|e| CtlError::Rejected(e.to_string()))?;
+    let task_host = host.clone();
+    tokio::spawn(async move {
+        let lock = task_host.component_lock(&cmd.component_id);
+        let _guard = lock.lock().await;
+        let annotations = cmd.annotations.clone();
+        if let Err(error) = replace_image(&task_host, &cmd.component_id, &cmd.new_component_ref, annotations).await {
+            publish_failed(&task_host, &cmd.component_id, &cmd.new_component_ref, 0, BTreeMap::new(), error).await;
+        }
+    });
+    Ok(Reply::ok())
+}
+
+async fn scale_task(host: Arc<HostInner>, cmd: ScaleComponentCommand) {
+    let lock = host.component_lock(&cmd.component_id);
+    let _guard = lock.lock().await;
+    let annotations = cmd.annotations.clone().unwrap_or_default();
+    let id = cmd.component_id.clone();
+    if cmd.max_instances == 0 {
+        stop_component(&host, &id, &cmd.component_ref, annotations).await;
+        return;
+    }
+    let existing = host.component(&id);
+    let result = match existing {
+        Some(current) => {
+            let next = Arc::new(current.rescaled(cmd.max_instances, annotations.clone()));
+            swap(&host, &id, next.clone(), Some(&cmd.config));
+            let image_ref = next.image_ref().to_string();
+            publish_scaled(&host, &id, &image_ref, cmd.max_instances, annotations.clone()).await;
+            if cmd.allow_update && current.image_ref() != cmd.component_ref {
+                replace_image(&host, &id, &cmd.component_ref, Some(annotations.clone())).await
+            } else {
+                Ok(())
+            }
+        }
+        None => start_new(&host, &cmd, annotations.clone()).await,
+    };
+    if let Err(error) = result {
+        publish_failed(&host, &id, &cmd.component_ref, cmd.max_instances, annotations, error).await;
+    }
+}
+
+async fn start_new(
+    host: &Arc<HostInner>,
+    cmd: &ScaleComponentCommand,
+    annotations: BTreeMap<String, String>,
+) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let bytes = host.fetcher.fetch(&cmd.component_ref).await.map_err(|e| e.to_string())?;
+    let runtime = host.runtime.clone();
+    let compiled = tokio::task::spawn_blocking(move || compile(&runtime, &bytes))
+        .await
+        .map_err(|e| format!("compilation task failed: {e}"))?
+        .map_err(|e| e.to_string())?;
+    let merged = host
+        .view
+        .read()
+        .map(|v| v.merged_config(&cmd.config))
+        .unwrap_or_default();
+    let shared = Arc::new(RwLock::new(Arc::new(merged)));
+    let running = RunningComponent::new(
+        host.runtime.clone(),
+        &compiled,
+        ComponentParams {
+            id: cmd.component_id.clone(),
+            image_ref: cmd.component_ref.clone(),
+            max_instances: cmd.max_instances,
+            annotations: annotations.clone(),
+            config: shared.clone(),
+            max_execution_time: execution_limit(cmd),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    if let Ok(mut components) = host.components.write() {
+        components.insert(
+            cmd.component_id.clone(),
+            ComponentSlot {
+                current: Arc::new(running),
+                config_names: cmd.config.clone(),
+                shared_config: shared,
+            },
+        );
+    }
+    host.inventory_changed.notify_one();
+    host.reconcile_http();
+    ensure_spec(host, &cmd.component_id, &cmd.component_ref).await;
+    tracing::info!(
+        component_id = %cmd.component_id,
+        image_ref = %cmd.component_ref,
+        max_instances = cmd.max_instances,
+        cache = ?compiled.cache,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "component started"
+    );
+    publish_scaled(host, &cmd.component_id, &cmd.component_ref, cmd.max_instances, annotations).await;
+    Ok(())
+}
+
+fn execution_limit(cmd: &ScaleComponentCommand) -> Option<Duration> {
+    cmd.component_limits
+        .as_ref()
+        .and_then(|l| l.get("max_execution_time"))
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(Duration::from_millis)
+}
+
+/// Swaps a new generation in. In-flight invocations finish on the old one.
+fn swap(host: &HostInner, id: &str, next: Arc<RunningComponent>, config: Option<&Vec<String>>) {
+    if let Ok(mut components) = host.components.write() {
+        if let Some(slot) = components.get_mut(id) {
+            slot.current = next;
+            if let Some(names) = config {
+                if !names.is_empty() && *names != slot.config_names {
+                    slot.config_names = names.clone();
+                }
+            }
+        }
+    }
+    host.refresh_component_config(None);
+    host.inventory_changed.notify_one();
+}
+
+/// Starts the new image next to the old one, switches traffic, then lets the
+/// old generation drain.
+async fn replace_image(
+    host: &Arc<HostInner>,
+    id: &str,
+    new_ref: &str,
+    annotations: Option<BTreeMap<String, String>>,
+) -> Result<(), String> {
+    let Some(current) = host.component(id) else {
+        return Err(format!("component `{id}` stopped before it could be updated"));
+    };
+    let bytes = host.fetcher.fetch(new_ref).await.map_err(|e| e.to_string())?;
+    let runtime = host.runtime.clone();
+    let compiled = tokio::task::spawn_blocking(move || compile(&runtime, &bytes))
+        .await
+        .map_err(|e| format!("compilation task failed: {e}"))?
+        .map_err(|e| e.to_string())?;
+    let shared = host
+        .components
+        .read()
+        .ok()
+        .and_then(|c| c.get(id).map(|s| s.shared_config.clone()))
+        .ok_or_else(|| format!("component `{id}` stopped before it could be updated"))?;
+    let annotations = annotations.unwrap_or_else(|| current.annotations().clone());
+    let next = RunningComponent::new(
+        host.runtime.clone(),
+        &compiled,
+        ComponentParams {
+            id: id.to_string(),
+            image_ref: new_ref.to_string(),
+            max_instances: current.max_instances(),
+            annotations: annotations.clone(),
+            config: shared,
+            max_execution_time: None,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    swap(host, id, Arc::new(next), None);
+    ensure_spec(host, id, new_ref).await;
+    let max = current.max_instances();
+    let drain_timeout = host.config.drain_timeout;
+    tokio::spawn(async move {
+        let left = current.drain(drain_timeout).await;
+        if left > 0 {
+            tracing::warn!(component_id = current.id(), left, "old generation did not drain in time");
+        }
+    });
+    tracing::info!(component_id = id, image_ref = new_ref, "component updated");
+    publish_scaled(host, id, new_ref, max, annotations).await;
+    Ok(())
+}
+
+async fn stop_component(
+    host: &Arc<HostInner>,
+    id: &str,
+    requested_ref: &str,
+    annotations: BTreeMap<String, String>,
+) {
+    let removed = host.components.write().ok().and_then(|mut c| c.remove(id));
+    let image_ref = removed
+        .as_ref()
+        .map(|s| s.current.image_ref().to_string())
+        .unwrap_or_else(|| requested_ref.to_string());
+    if let Some(slot) = removed {
+        host.inventory_changed.notify_one();
+        let left = slot.current.drain(host.config.drain_timeout).await;
+        if left > 0 {
+            tracing::warn!(component_id = id, left, "stopped with invocations still running");
+        }
+        tracing::info!(component_id = id, "component stopped");
+    }
+    publish_scaled(host, id, &image_ref, 0, annotations).await;
+}
+
+/// Records `COMPONENT_{id}` in LATTICEDATA if absent, so links can hang off it.
+async fn ensure_spec(host: &HostInner, id: &str, image_ref: &str) {
+    let key = subject::component_spec_key(id);
+    let spec = ComponentSpecification {
+        url: image_ref.to_string(),
+        links: Vec::new(),
+    };
+    let Ok(bytes) = serde_json::to_vec(&spec) else { return };
+    if let Ok(None) = host.data.lattice.get(key.as_str()).await {
+        // `create` fails if another writer got there first, which is fine.
+        let _ = host.data.lattice.create(key.as_str(), bytes.into()).await;
+    }
+}
+
+async fn publish_scaled(
+    host: &HostInner,
+    id: &str,
+    image_ref: &str,
+    max_instances: u32,
+    annotations: BTreeMap<String, String>,
+) {
+    host.events
+        .publish(LatticeEvent::ComponentScaled(ComponentScaled {
+            annotations,
+            claims: None,
+            host_id: host.id.clone(),
+            image_ref: image_ref.to_string(),
+            max_instances,
+            component_id: id.to_string(),
+            public_key: None,
+        }))
+        .await;
+}
+
+async fn publish_failed(
+    host: &HostInner,
+    id: &str,
+    image_ref: &str,
+    max_instances: u32,
+    annotations: BTreeMap<String, String>,
+    error: String,
+) {
+    tracing::warn!(component_id = id, image_ref, %error, "component scale failed");
+    host.events
+        .publish(LatticeEvent::ComponentScaleFailed(ComponentScaleFailed {
+            annotations,
+            claims: None,
+            host_id: host.id.clone(),
+            image_ref: image_ref.to_string(),
+            max_instances,
+            component_id: id.to_string(),
+            public_key: None,
+            error,
+        }))
+        .await;
+}

@@ -1,0 +1,118 @@
+//! The host's in-memory copy of the lattice buckets, and what a change means.
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_nats::jetstream::kv::{Entry, Operation};
+use trellis_interfaces::link::{ComponentSpecification, Link};
+
+use super::Bucket;
+
+const COMPONENT_PREFIX: &str = "COMPONENT_";
+const CLAIMS_PREFIX: &str = "CLAIMS_";
+
+/// What a KV entry changed, for the parts of the host that react.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LatticeChange {
+    /// The spec (and so the links) of a component or provider id changed.
+    Spec(String),
+    /// A named config changed or was deleted.
+    Config(String),
+    /// Nothing the host acts on (claims, legacy keys, malformed values).
+    Other,
+}
+
+/// Component specs, claims and named config as last seen in KV.
+#[derive(Debug, Default)]
+pub struct LatticeView {
+    specs: HashMap<String, ComponentSpecification>,
+    claims: BTreeMap<String, serde_json::Value>,
+    configs: HashMap<String, HashMap<String, String>>,
+}
+
+impl LatticeView {
+    /// Applies one KV entry.
+    pub fn apply(&mut self, bucket: Bucket, entry: &Entry) -> LatticeChange {
+        let deleted = matches!(entry.operation, Operation::Delete | Operation::Purge);
+        match bucket {
+            Bucket::Config => {
+                if deleted {
+                    self.configs.remove(&entry.key);
+                } else {
+                    match serde_json::from_slice::<HashMap<String, String>>(&entry.value) {
+                        Ok(values) => {
+                            self.configs.insert(entry.key.clone(), values);
+                        }
+                        Err(e) => {
+                            tracing::warn!(config = %entry.key, error = %e, "ignoring config that is not a JSON object of strings");
+                            return LatticeChange::Other;
+                        }
+                    }
+                }
+                LatticeChange::Config(entry.key.clone())
+            }
+            Bucket::Lattice => {
+                if let Some(id) = entry.key.strip_prefix(COMPONENT_PREFIX) {
+                    if deleted {
+                        self.specs.remove(id);
+                    } else {
+                        match serde_json::from_slice::<ComponentSpecification>(&entry.value) {
+                            Ok(spec) => {
+                                self.specs.insert(id.to_string(), spec);
+                            }
+                            Err(e) => {
+                                tracing::warn!(key = %entry.key, error = %e, "ignoring malformed component spec");
+                                return LatticeChange::Other;
+                            }
+                        }
+                    }
+                    LatticeChange::Spec(id.to_string())
+                } else if let Some(key) = entry.key.strip_prefix(CLAIMS_PREFIX) {
+                    if deleted {
+                        self.claims.remove(key);
+                    } else if let Ok(v) = serde_json::from_slice(&entry.value) {
+                        self.claims.insert(key.to_string(), v);
+                    }
+                    LatticeChange::Other
+                } else {
+                    LatticeChange::Other
+                }
+            }
+        }
+    }
+
+    /// Every link in the lattice, source by source.
+    pub fn links(&self) -> Vec<Link> {
+        let mut ids: Vec<&String> = self.specs.keys().collect();
+        ids.sort();
+        ids.into_iter()
+            .filter_map(|id| self.specs.get(id))
+            .flat_map(|s| s.links.iter().cloned())
+            .collect()
+    }
+
+    /// Links whose source is `id`.
+    pub fn links_from(&self, id: &str) -> Vec<Link> {
+        self.specs.get(id).map(|s| s.links.clone()).unwrap_or_default()
+    }
+
+    /// A named config, if it exists.
+    pub fn config(&self, name: &str) -> Option<&HashMap<String, String>> {
+        self.configs.get(name)
+    }
+
+    /// The merge of named configs, later names overriding earlier ones.
+    pub fn merged_config(&self, names: &[String]) -> BTreeMap<String, String> {
+        let mut merged = BTreeMap::new();
+        for name in names {
+            if let Some(values) = self.configs.get(name) {
+                merged.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+        merged
+    }
+
+    /// Stored claims, as string maps (for `claims.get`).
+    pub fn claims(&self) -> Vec<serde_json::Value> {
+        self.claims.values().cloned().collect()
+    }
+}

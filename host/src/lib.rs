@@ -1,0 +1,16 @@
+#![doc = include_str!("../README.md")]
+
+pub mod artifact;
+pub mod capability;
+pub mod config;
+mod ctl;
+mod events;
+mod heartbeat;
+mod host;
+pub mod lattice;
+mod names;
+pub mod runtime;
+
+pub use config::HostConfig;
+pub use ctl::CtlError;
+pub use host::{HOST_VERSION, Host, HostError};

@@ -1,0 +1,188 @@
+//! `trellis`: a lattice host. Flags use the wasmCloud host's names; every flag
+//! can also come from `TRELLIS_{NAME}` or, as a fallback, `WASMCLOUD_{NAME}`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use trellis_host::{Host, HostConfig};
+
+#[derive(Parser, Debug)]
+#[command(name = "trellis", version, about = "A Trellis lattice host: runs WebAssembly components and answers the wasmCloud 1.x control interface", after_help = "Example:\n  trellis --nats-url nats://127.0.0.1:4222 --lattice default -l zone=eu-west --allow-file-load\n\nEvery flag can also be set as TRELLIS_<FLAG> (e.g. TRELLIS_LATTICE) or WASMCLOUD_<FLAG>;\nlabels as TRELLIS_LABEL_<key>=<value> or WASMCLOUD_LABEL_<key>=<value>.")]
+struct Args {
+    /// NATS server URL [env TRELLIS_NATS_URL; default nats://<nats-host>:<nats-port>]
+    #[arg(long)]
+    nats_url: Option<String>,
+    /// NATS host, when --nats-url is not given [default 127.0.0.1]
+    #[arg(long)]
+    nats_host: Option<String>,
+    /// NATS port, when --nats-url is not given [default 4222]
+    #[arg(long)]
+    nats_port: Option<u16>,
+    /// Lattice to join [default "default"]
+    #[arg(short = 'x', long)]
+    lattice: Option<String>,
+    /// Host seed (nkey server seed `SN…`); a new key is generated if absent
+    #[arg(long)]
+    host_seed: Option<String>,
+    /// Host label `key=value` (repeatable)
+    #[arg(short = 'l', long = "label")]
+    labels: Vec<String>,
+    /// JetStream domain of the lattice buckets
+    #[arg(long)]
+    js_domain: Option<String>,
+    /// Allow `file://` component references
+    #[arg(long)]
+    allow_file_load: bool,
+    /// Allow OCI references tagged `latest` (or untagged)
+    #[arg(long)]
+    allow_latest: bool,
+    /// Registry reached over plain HTTP (repeatable)
+    #[arg(long)]
+    allowed_insecure: Vec<String>,
+    /// Wall-clock limit of one invocation, in ms [default 600000]
+    #[arg(long)]
+    max_execution_time_ms: Option<u64>,
+    /// Linear-memory limit of one component instance, in bytes [default 64 MiB]
+    #[arg(long)]
+    max_linear_memory_bytes: Option<u64>,
+    /// Memory budget of all component instances, in bytes; sizes the instance pool [default: half of RAM]
+    #[arg(long)]
+    max_memory_bytes: Option<u64>,
+    /// Interval of the full-inventory heartbeat, in seconds [default 30]
+    #[arg(long)]
+    heartbeat_interval_seconds: Option<u64>,
+    /// How long scale-down, update and stop wait for in-flight invocations, in ms [default 30000]
+    #[arg(long)]
+    drain_timeout_ms: Option<u64>,
+    /// Directory of the precompiled-component cache [default ~/.cache/trellis/precompiled]
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Control subject prefix [default wasmbus.ctl]
+    #[arg(long)]
+    ctl_topic_prefix: Option<String>,
+    /// Log as JSON lines
+    #[arg(long)]
+    enable_structured_logging: bool,
+    /// Log level (error, warn, info, debug, trace) [default info]
+    #[arg(long)]
+    log_level: Option<String>,
+}
+
+/// Flag, else `TRELLIS_{name}`, else `WASMCLOUD_{name}`.
+fn env_or<T: FromStr>(flag: Option<T>, name: &str) -> anyhow::Result<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    if flag.is_some() {
+        return Ok(flag);
+    }
+    for prefix in ["TRELLIS_", "WASMCLOUD_"] {
+        let var = format!("{prefix}{name}");
+        if let Ok(value) = std::env::var(&var) {
+            return value
+                .parse()
+                .map(Some)
+                .map_err(|e| anyhow::anyhow!("invalid {var}={value}: {e}"));
+        }
+    }
+    Ok(None)
+}
+
+fn env_flag(flag: bool, name: &str) -> anyhow::Result<bool> {
+    Ok(flag || env_or::<bool>(None, name)?.unwrap_or(false))
+}
+
+fn labels(args: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for prefix in ["WASMCLOUD_LABEL_", "TRELLIS_LABEL_"] {
+        for (k, v) in std::env::vars() {
+            if let Some(key) = k.strip_prefix(prefix) {
+                out.insert(key.to_string(), v);
+            }
+        }
+    }
+    for l in args {
+        let Some((k, v)) = l.split_once('=') else {
+            bail!("invalid label `{l}`: expected key=value");
+        };
+        if k.starts_with("hostcore.") {
+            bail!("label `{k}` is reserved: hostcore.* labels are set by the host");
+        }
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(out)
+}
+
+fn config(args: Args) -> anyhow::Result<(HostConfig, bool, String)> {
+    let nats_url = match env_or(args.nats_url, "NATS_URL")? {
+        Some(url) => url,
+        None => {
+            let host = env_or(args.nats_host, "NATS_HOST")?.unwrap_or_else(|| "127.0.0.1".into());
+            let port: u16 = env_or(args.nats_port, "NATS_PORT")?.unwrap_or(4222);
+            format!("nats://{host}:{port}")
+        }
+    };
+    let lattice = env_or(args.lattice, "LATTICE")?.unwrap_or_else(|| "default".into());
+    let mut c = HostConfig::new(nats_url, lattice);
+    c.host_seed = env_or(args.host_seed, "HOST_SEED")?;
+    c.labels = labels(&args.labels)?;
+    c.js_domain = env_or(args.js_domain, "JS_DOMAIN")?;
+    c.allow_file_load = env_flag(args.allow_file_load, "ALLOW_FILE_LOAD")?;
+    c.allow_latest = env_flag(args.allow_latest, "OCI_ALLOW_LATEST")? || env_flag(false, "ALLOW_LATEST")?;
+    c.allowed_insecure = args.allowed_insecure;
+    if let Some(ms) = env_or(args.max_execution_time_ms, "MAX_EXECUTION_TIME_MS")? {
+        c.max_execution_time = Duration::from_millis(ms);
+    }
+    if let Some(b) = env_or(args.max_linear_memory_bytes, "MAX_LINEAR_MEMORY_BYTES")? {
+        c.max_linear_memory_bytes = b;
+    }
+    if let Some(b) = env_or(args.max_memory_bytes, "MAX_MEMORY_BYTES")? {
+        c.max_memory_bytes = b;
+    }
+    if let Some(s) = env_or(args.heartbeat_interval_seconds, "HEARTBEAT_INTERVAL_SECONDS")? {
+        c.heartbeat_interval = Duration::from_secs(s.max(1));
+    }
+    if let Some(ms) = env_or(args.drain_timeout_ms, "DRAIN_TIMEOUT_MS")? {
+        c.drain_timeout = Duration::from_millis(ms);
+    }
+    if let Some(dir) = env_or(args.cache_dir, "CACHE_DIR")? {
+        c.cache_dir = dir;
+    }
+    if let Some(p) = env_or(args.ctl_topic_prefix, "CTL_TOPIC_PREFIX")? {
+        c.ctl_prefix = p;
+    }
+    let structured = env_flag(args.enable_structured_logging, "ENABLE_STRUCTURED_LOGGING")?;
+    let level = env_or(args.log_level, "LOG_LEVEL")?.unwrap_or_else(|| "info".into());
+    Ok((c, structured, level))
+}
+
+fn init_logging(structured: bool, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},cranelift=warn,wasmtime=warn")));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if structured {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let (config, structured, level) = config(Args::parse())?;
+    init_logging(structured, &level);
+    let mut host = Host::start(config).await.context("host failed to start")?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot install SIGTERM handler")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => host.stop().await,
+        _ = term.recv() => host.stop().await,
+        _ = host.stopped() => {}
+    }
+    tracing::info!(host_id = host.id(), "host stopped");
+    Ok(())
+}

@@ -1,0 +1,342 @@
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wasmtime::Store;
+use wasmtime::component::{Component, InstancePre};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::p2::{WasiHttpView, hyper_request_error};
+
+use super::cache::CacheOutcome;
+use super::engine::Runtime;
+use super::state::InvocationState;
+
+/// A component's merged named config, shared by every generation of a running
+/// component and refreshed when `CONFIGDATA` changes.
+pub type SharedConfig = Arc<RwLock<Arc<BTreeMap<String, String>>>>;
+
+/// Why an artifact could not become a running component.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ComponentError {
+    /// The bytes are not WebAssembly at all.
+    #[error("artifact is not a WebAssembly binary (no `\\0asm` header)")]
+    NotWasm,
+    /// A core module where a component is required.
+    #[error("artifact is a core WebAssembly module, not a component: build it for `wasm32-wasip2` or wrap it with `wasm-tools component new`")]
+    CoreModule,
+    /// wasmtime could not compile it.
+    #[error("cannot compile component: {0}")]
+    Compile(String),
+    /// Its imports could not be linked.
+    #[error("cannot link component: {0}")]
+    Link(String),
+}
+
+/// Why one invocation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvokeError {
+    /// The component does not export what was called.
+    #[error("component `{component_id}` does not export `{export}`")]
+    NotExported {
+        /// The component.
+        component_id: String,
+        /// The missing export.
+        export: &'static str,
+    },
+    /// The component is draining or stopped.
+    #[error("component `{0}` is stopping and takes no new invocations")]
+    Stopping(String),
+    /// The guest trapped (panic, deadline, out of memory, …).
+    #[error("component `{component_id}` failed: {message}")]
+    Trap {
+        /// The component.
+        component_id: String,
+        /// The trap, with its wasm backtrace when available.
+        message: String,
+    },
+    /// No instance slot became free in time.
+    #[error("component `{0}` is at its instance limit; try again")]
+    Busy(String),
+}
+
+/// Result of loading an artifact: the compiled component and whether the
+/// precompiled cache was hit.
+pub struct CompiledArtifact {
+    /// The compiled component.
+    pub component: Component,
+    /// sha256 of the artifact.
+    pub digest: String,
+    /// Cache outcome.
+    pub cache: CacheOutcome,
+}
+
+/// Checks the header and compiles (or loads precompiled) `bytes`.
+pub fn compile(runtime: &Runtime, bytes: &[u8]) -> Result<CompiledArtifact, ComponentError> {
+    match bytes.get(0..8) {
+        Some([0, b'a', b's', b'm', 0x0d, 0x00, 0x01, 0x00]) => {}
+        Some([0, b'a', b's', b'm', 0x01, 0x00, 0x00, 0x00]) => return Err(ComponentError::CoreModule),
+        _ => return Err(ComponentError::NotWasm),
+    }
+    let (component, cache) = runtime
+        .cache()
+        .load_or_compile(runtime.engine(), bytes)
+        .map_err(|e| ComponentError::Compile(format!("{e:#}")))?;
+    Ok(CompiledArtifact {
+        component,
+        digest: super::cache::PrecompiledCache::digest(bytes),
+        cache,
+    })
+}
+
+/// One generation of a running component: compiled, linked, pre-instantiated,
+/// with its concurrency bound. Scaling or updating creates a new generation;
+/// in-flight invocations finish on the one they started on.
+pub struct RunningComponent {
+    id: Arc<str>,
+    image_ref: String,
+    digest: String,
+    max_instances: u32,
+    annotations: BTreeMap<String, String>,
+    pre: InstancePre<InvocationState>,
+    proxy: Option<ProxyPre<InvocationState>>,
+    permits: Arc<Semaphore>,
+    config: SharedConfig,
+    runtime: Arc<Runtime>,
+    max_execution_time: Duration,
+}
+
+/// What is needed to build a [`RunningComponent`].
+pub struct ComponentParams {
+    /// Component id.
+    pub id: String,
+    /// Artifact reference it came from.
+    pub image_ref: String,
+    /// Max concurrent instances (> 0).
+    pub max_instances: u32,
+    /// Annotations from the scale request.
+    pub annotations: BTreeMap<String, String>,
+    /// Shared merged config.
+    pub config: SharedConfig,
+    /// Per-component execution limit, if the request set one.
+    pub max_execution_time: Option<Duration>,
+}
+
+impl RunningComponent {
+    /// Links `compiled` and pre-instantiates it.
+    pub fn new(
+        runtime: Arc<Runtime>,
+        compiled: &CompiledArtifact,
+        params: ComponentParams,
+    ) -> Result<Self, ComponentError> {
+        let mut linker = runtime.linker().clone();
+        // Imports the host does not serve (custom interfaces) are linked to
+        // traps for now: the component starts, and a call to such an import
+        // fails with a clear trap instead of failing the whole start.
+        linker
+            .define_unknown_imports_as_traps(&compiled.component)
+            .map_err(|e| ComponentError::Link(format!("{e:#}")))?;
+        let pre = linker
+            .instantiate_pre(&compiled.component)
+            .map_err(|e| ComponentError::Link(format!("{e:#}")))?;
+        let proxy = ProxyPre::new(pre.clone()).ok();
+        let max_execution_time = params
+            .max_execution_time
+            .unwrap_or_else(|| runtime.max_execution_time());
+        Ok(Self {
+            id: Arc::from(params.id),
+            image_ref: params.image_ref,
+            digest: compiled.digest.clone(),
+            max_instances: params.max_instances.max(1),
+            annotations: params.annotations,
+            permits: Arc::new(Semaphore::new(params.max_instances.max(1) as usize)),
+            pre,
+            proxy,
+            config: params.config,
+            runtime,
+            max_execution_time,
+        })
+    }
+
+    /// A new generation with another concurrency bound and annotations, sharing
+    /// the compiled code.
+    pub fn rescaled(&self, max_instances: u32, annotations: BTreeMap<String, String>) -> Self {
+        Self {
+            id: self.id.clone(),
+            image_ref: self.image_ref.clone(),
+            digest: self.digest.clone(),
+            max_instances: max_instances.max(1),
+            annotations,
+            pre: self.pre.clone(),
+            proxy: self.proxy.clone(),
+            permits: Arc::new(Semaphore::new(max_instances.max(1) as usize)),
+            config: self.config.clone(),
+            runtime: self.runtime.clone(),
+            max_execution_time: self.max_execution_time,
+        }
+    }
+
+    /// Component id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    /// Artifact reference.
+    pub fn image_ref(&self) -> &str {
+        &self.image_ref
+    }
+    /// sha256 of the artifact.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+    /// Max concurrent instances.
+    pub fn max_instances(&self) -> u32 {
+        self.max_instances
+    }
+    /// Annotations.
+    pub fn annotations(&self) -> &BTreeMap<String, String> {
+        &self.annotations
+    }
+    /// Whether the component exports `wasi:http/incoming-handler`.
+    pub fn exports_http(&self) -> bool {
+        self.proxy.is_some()
+    }
+    /// The underlying pre-instance (for other exports).
+    pub fn instance_pre(&self) -> &InstancePre<InvocationState> {
+        &self.pre
+    }
+
+    /// Invocations currently running on this generation.
+    pub fn in_flight(&self) -> usize {
+        (self.max_instances as usize).saturating_sub(self.permits.available_permits())
+    }
+
+    /// Stops taking new invocations and waits up to `timeout` for in-flight ones.
+    /// Returns how many were still running when it gave up (0 on a clean drain).
+    pub async fn drain(&self, timeout: Duration) -> usize {
+        let all = self.max_instances;
+        let drained = tokio::time::timeout(timeout, self.permits.acquire_many(all)).await;
+        let left = self.in_flight();
+        self.permits.close();
+        match drained {
+            Ok(Ok(_permits)) => 0,
+            _ => left,
+        }
+    }
+
+    async fn acquire(&self) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit), InvokeError> {
+        let wait = self.max_execution_time;
+        let own = tokio::time::timeout(wait, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| InvokeError::Busy(self.id.to_string()))?
+            .map_err(|_| InvokeError::Stopping(self.id.to_string()))?;
+        let slot = tokio::time::timeout(wait, self.runtime.instance_slots().clone().acquire_owned())
+            .await
+            .map_err(|_| InvokeError::Busy(self.id.to_string()))?
+            .map_err(|_| InvokeError::Stopping(self.id.to_string()))?;
+        Ok((own, slot))
+    }
+
+    /// A fresh store for one invocation, with its deadline armed.
+    pub fn new_store(&self) -> Store<InvocationState> {
+        let config = self
+            .config
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_default();
+        let state = InvocationState::new(
+            self.id.clone(),
+            config,
+            self.runtime.max_linear_memory_bytes(),
+        );
+        let mut store = Store::new(self.runtime.engine(), state);
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(Runtime::deadline_ticks(self.max_execution_time));
+        store.epoch_deadline_trap();
+        store
+    }
+
+    /// Handles one HTTP request with `wasi:http/incoming-handler`. The
+    /// instance permit is held until the guest returns, including while it
+    /// streams the response body, so draining waits for it.
+    pub async fn handle_http(
+        &self,
+        req: hyper::Request<hyper::body::Incoming>,
+    ) -> Result<hyper::Response<HyperOutgoingBody>, InvokeError> {
+        let Some(proxy) = self.proxy.clone() else {
+            return Err(InvokeError::NotExported {
+                component_id: self.id.to_string(),
+                export: "wasi:http/incoming-handler",
+            });
+        };
+        let permits = self.acquire().await?;
+        let trap = |e: wasmtime::Error| InvokeError::Trap {
+            component_id: self.id.to_string(),
+            message: format!("{e:#}"),
+        };
+        let mut store = self.new_store();
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let req = req.map(|body| body.map_err(hyper_request_error));
+        let req = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, req)
+            .map_err(trap)?;
+        let out = store.data_mut().http().new_response_outparam(sender).map_err(trap)?;
+        let deadline = self.max_execution_time;
+        let id = self.id.clone();
+        let task = tokio::spawn(async move {
+            let _permits = permits;
+            let call = async {
+                let proxy = proxy.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, req, out)
+                    .await
+            };
+            let result = match tokio::time::timeout(deadline, call).await {
+                Ok(r) => r,
+                Err(_) => Err(wasmtime::Error::msg(format!(
+                    "invocation exceeded the execution limit of {} ms",
+                    deadline.as_millis()
+                ))),
+            };
+            if let Err(e) = &result {
+                tracing::warn!(component_id = &*id, error = format!("{e:#}"), "invocation failed");
+            }
+            result
+        });
+        match receiver.await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(code)) => Err(InvokeError::Trap {
+                component_id: self.id.to_string(),
+                message: format!("guest returned HTTP error code {code:?}"),
+            }),
+            Err(_) => {
+                let message = match task.await {
+                    Ok(Ok(())) => "guest never set a response".to_string(),
+                    Ok(Err(e)) => format!("{e:#}"),
+                    Err(e) => format!("invocation task failed: {e}"),
+                };
+                Err(InvokeError::Trap {
+                    component_id: self.id.to_string(),
+                    message,
+                })
+            }
+        }
+    }
+}
+
+/// Maps an [`InvokeError`] to the HTTP error the ingress returns.
+pub fn error_status(e: &InvokeError) -> http::StatusCode {
+    match e {
+        InvokeError::NotExported { .. } => http::StatusCode::NOT_IMPLEMENTED,
+        InvokeError::Stopping(_) | InvokeError::Busy(_) => http::StatusCode::SERVICE_UNAVAILABLE,
+        InvokeError::Trap { .. } => http::StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+

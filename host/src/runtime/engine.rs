@@ -1,0 +1,144 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use wasmtime::component::Linker;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::cache::PrecompiledCache;
+use super::state::InvocationState;
+use crate::config::HostConfig;
+
+/// How often the engine's epoch advances. Execution deadlines are expressed in
+/// these ticks, so this is their resolution; 10 ms costs nothing measurable.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Why the runtime could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    /// wasmtime refused the engine configuration.
+    #[error("cannot configure the wasmtime engine: {0}")]
+    Engine(String),
+    /// A WASI or built-in interface could not be added to the linker.
+    #[error("cannot link host interfaces: {0}")]
+    Linker(String),
+    /// The precompiled cache directory is unusable.
+    #[error("cannot use precompiled cache at {path}: {source}")]
+    Cache {
+        /// The directory.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// The host's wasmtime engine, the linker every component starts from, and
+/// the precompiled cache.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<InvocationState>,
+    cache: PrecompiledCache,
+    max_execution_time: Duration,
+    max_linear_memory_bytes: usize,
+    instance_slots: Arc<tokio::sync::Semaphore>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    /// Builds the engine from the host configuration and starts the epoch ticker.
+    pub fn new(config: &HostConfig) -> Result<Self, RuntimeError> {
+        let slots = config.pooled_instances();
+        let max_linear = usize::try_from(config.max_linear_memory_bytes).unwrap_or(usize::MAX);
+        let mut pooling = PoolingAllocationConfig::default();
+        pooling
+            .total_component_instances(slots)
+            .total_core_instances(slots.saturating_mul(4))
+            .total_memories(slots.saturating_mul(2))
+            .total_tables(slots.saturating_mul(4))
+            .total_stacks(slots)
+            .max_memory_size(max_linear)
+            .max_memories_per_component(4)
+            .max_tables_per_component(8);
+        let mut wasm = Config::new();
+        wasm.wasm_component_model(true)
+            .epoch_interruption(true)
+            .memory_init_cow(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+        let engine = Engine::new(&wasm).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let linker = super::state::base_linker(&engine)?;
+        let cache = PrecompiledCache::open(&config.cache_dir).map_err(|source| {
+            RuntimeError::Cache {
+                path: config.cache_dir.display().to_string(),
+                source,
+            }
+        })?;
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        spawn_epoch_ticker(engine.clone(), ticker_stop.clone());
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+            max_execution_time: config.max_execution_time,
+            max_linear_memory_bytes: max_linear,
+            instance_slots: Arc::new(tokio::sync::Semaphore::new(slots as usize)),
+            ticker_stop,
+        })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The linker with every host interface; clone it per component.
+    pub fn linker(&self) -> &Linker<InvocationState> {
+        &self.linker
+    }
+
+    /// The precompiled cache.
+    pub fn cache(&self) -> &PrecompiledCache {
+        &self.cache
+    }
+
+    /// The default wall-clock limit of one invocation.
+    pub fn max_execution_time(&self) -> Duration {
+        self.max_execution_time
+    }
+
+    /// The default linear-memory limit of one instance.
+    pub fn max_linear_memory_bytes(&self) -> usize {
+        self.max_linear_memory_bytes
+    }
+
+    /// Host-wide instance slots (one per pooled instance): invocations wait for
+    /// a slot instead of failing when the pool is full.
+    pub fn instance_slots(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.instance_slots
+    }
+
+    /// Deadline in epoch ticks for a wall-clock limit.
+    pub fn deadline_ticks(limit: Duration) -> u64 {
+        let tick = EPOCH_TICK.as_millis().max(1);
+        u64::try_from(limit.as_millis() / tick).unwrap_or(u64::MAX).max(1)
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn spawn_epoch_ticker(engine: Engine, stop: Arc<AtomicBool>) {
+    // A plain thread: the ticker must keep running even when every tokio worker
+    // is busy executing guest code, which is exactly when it is needed.
+    let _ = std::thread::Builder::new()
+        .name("trellis-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        });
+}

@@ -1,0 +1,14 @@
+//! The WebAssembly runtime: one wasmtime [`Engine`](wasmtime::Engine) per host
+//! (component model, async, epoch deadlines, pooling allocator), the on-disk
+//! cache of precompiled components, the per-invocation store state, and
+//! [`RunningComponent`], a compiled component ready to be instantiated.
+
+mod cache;
+mod component;
+mod engine;
+mod state;
+
+pub use cache::PrecompiledCache;
+pub use component::{CompiledArtifact, ComponentError, ComponentParams, InvokeError, RunningComponent, SharedConfig, compile, error_status};
+pub use engine::{Runtime, RuntimeError};
+pub use state::InvocationState;

@@ -1,0 +1,12 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod ctl;
+pub mod event;
+pub mod inventory;
+pub mod link;
+pub mod liveness;
+pub mod subject;
+
+#[cfg(feature = "client")]
+pub mod client;

@@ -1,0 +1,49 @@
+//! Trellis's own host liveness beat, published on
+//! [`liveness_subject`](crate::subject::liveness_subject) every second or so.
+//!
+//! wasmCloud 1.x only has the 30-second `host_heartbeat`, so losing a host takes
+//! minutes to notice. The beat is small and frequent; the heartbeat stays for wadm
+//! and `wash`. Not part of the wasmCloud wire surface.
+
+use serde::{Deserialize, Serialize};
+
+/// One liveness beat of one host (JSON).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LivenessBeat {
+    /// Host id (`N…`).
+    pub host_id: String,
+    /// Beat counter, starting at 0 and incremented per beat, so observers can see
+    /// gaps and restarts (a smaller `seq` than before means the host restarted).
+    pub seq: u64,
+    /// Milliseconds since the host started.
+    pub uptime_ms: u64,
+    /// Components running on the host.
+    pub components: u32,
+    /// Providers running on the host.
+    pub providers: u32,
+    /// Whether the host accepts work (false while starting or draining).
+    pub ready: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn beat_round_trips() {
+        let beat = LivenessBeat {
+            host_id: "N1".into(),
+            seq: 7,
+            uptime_ms: 7_000,
+            components: 2,
+            providers: 1,
+            ready: true,
+        };
+        let json = serde_json::to_string(&beat).unwrap();
+        assert_eq!(
+            json,
+            r#"{"host_id":"N1","seq":7,"uptime_ms":7000,"components":2,"providers":1,"ready":true}"#
+        );
+        assert_eq!(serde_json::from_str::<LivenessBeat>(&json).unwrap(), beat);
+    }
+}
