@@ -163,8 +163,8 @@ impl Host {
             .publish(LatticeEvent::HostStarted(HostStarted {
                 friendly_name: inner.friendly_name.clone(),
                 labels: inner.labels_snapshot(),
-                uptime_seconds: 0,
-                version: HOST_VERSION.to_string(),
+                uptime_seconds: Some(0),
+                version: Some(HOST_VERSION.to_string()),
             }))
             .await;
         tracing::info!(host_id = %inner.id, friendly_name = %inner.friendly_name, lattice = %inner.config.lattice, "host started");

@@ -34,8 +34,8 @@ pub struct CtlResponse<T> {
     /// Context for the caller: the error on failure, sometimes a warning on success.
     #[serde(default)]
     pub message: String,
-    /// The reply payload, for operations that have one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The reply payload, for operations that have one (absent means `None`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub response: Option<T>,
 }
 
@@ -358,10 +358,8 @@ mod tests {
 
     #[test]
     fn registry_credential_defaults_to_oci_and_redacts() {
-        let map: RegistryCredentialMap = serde_json::from_str(
-            r#"{"ghcr.io":{"username":"u","password":"secret-pw"}}"#,
-        )
-        .unwrap();
+        let map: RegistryCredentialMap =
+            serde_json::from_str(r#"{"ghcr.io":{"username":"u","password":"secret-pw"}}"#).unwrap();
         let cred = &map["ghcr.io"];
         assert_eq!(cred.registry_type, "oci");
         let v: Value = serde_json::to_value(cred).unwrap();

@@ -179,8 +179,7 @@ mod tests {
         let d: ComponentDescription = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(serde_json::to_value(&d).unwrap(), v);
         let null_limits: ComponentDescription =
-            serde_json::from_value(json!({"id": "c", "image_ref": "r", "limits": null}))
-                .unwrap();
+            serde_json::from_value(json!({"id": "c", "image_ref": "r", "limits": null})).unwrap();
         assert_eq!(null_limits.limits, None);
     }
 

@@ -51,10 +51,7 @@ impl Link {
             && self.wit_package == other.wit_package
             && self.name == other.name
             && self.target != other.target
-            && self
-                .interfaces
-                .iter()
-                .any(|i| other.interfaces.contains(i))
+            && self.interfaces.iter().any(|i| other.interfaces.contains(i))
     }
 
     /// Whether `other` is the same link (same source, target, namespace, package and
@@ -126,8 +123,8 @@ pub struct ComponentSpecification {
     "link already exists with different target, consider deleting the existing link or using a different link name: existing link {existing}"
 )]
 pub struct LinkConflict {
-    /// The link already in place.
-    pub existing: Link,
+    /// The link already in place (boxed to keep `Result`s small).
+    pub existing: Box<Link>,
 }
 
 impl ComponentSpecification {
@@ -145,7 +142,7 @@ impl ComponentSpecification {
     pub fn put_link(&mut self, link: Link) -> Result<(), LinkConflict> {
         if let Some(existing) = self.links.iter().find(|l| l.conflicts_with(&link)) {
             return Err(LinkConflict {
-                existing: existing.clone(),
+                existing: Box::new(existing.clone()),
             });
         }
         match self.links.iter_mut().find(|l| l.same_key(&link)) {
@@ -253,10 +250,15 @@ mod tests {
         let mut spec = ComponentSpecification::new("x");
         spec.put_link(link("redis", "default", &["store"])).unwrap();
         spec.put_link(link("nats", "default", &["batch"])).unwrap();
-        let removed = spec.remove_link(None, "wasi", "keyvalue", "default").unwrap();
+        let removed = spec
+            .remove_link(None, "wasi", "keyvalue", "default")
+            .unwrap();
         assert_eq!(removed.target, "redis");
         assert_eq!(spec.links.len(), 1);
-        assert!(spec.remove_link(Some("nobody"), "wasi", "keyvalue", "default").is_none());
+        assert!(
+            spec.remove_link(Some("nobody"), "wasi", "keyvalue", "default")
+                .is_none()
+        );
         let req = DeleteInterfaceLinkDefinitionRequest {
             source_id: "src".into(),
             name: "default".into(),

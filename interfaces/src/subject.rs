@@ -34,6 +34,16 @@ pub enum SubjectError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A host id or other value that is not a single NATS subject token.
+    #[error(
+        "invalid {what} `{token}`: it must be one non-empty subject token (no `.`, `*`, `>` or whitespace)"
+    )]
+    InvalidToken {
+        /// What the value is (`"host id"`, …).
+        what: &'static str,
+        /// The rejected value.
+        token: String,
+    },
 }
 
 /// A control operation, as identified by its subject.
@@ -394,7 +404,7 @@ impl CtlSubjects {
             ["config", "put", n] => CtlOperation::ConfigPut { name: arg(n) },
             ["config", "get", n] => CtlOperation::ConfigGet { name: arg(n) },
             ["config", "del", n] => CtlOperation::ConfigDel { name: arg(n) },
-            ["config", "put" | "get" | "del", name @ [_, _, ..]] => {
+            ["config", "put" | "get" | "del", name @ ..] if name.len() > 1 => {
                 return Err(SubjectError::InvalidConfigName {
                     name: name.join("."),
                     reason: "config names must not contain `.`",
@@ -428,6 +438,23 @@ pub fn validate_config_name(name: &str) -> Result<(), SubjectError> {
         return invalid("config names must not contain whitespace or control characters");
     }
     Ok(())
+}
+
+/// Checks that `token` (a host id, lattice name, …) is one non-empty NATS subject
+/// token, so it can be put into a subject without changing its meaning.
+pub fn validate_subject_token(what: &'static str, token: &str) -> Result<(), SubjectError> {
+    let bad = token.is_empty()
+        || token
+            .chars()
+            .any(|c| matches!(c, '.' | '*' | '>') || c.is_whitespace() || c.is_control());
+    if bad {
+        Err(SubjectError::InvalidToken {
+            what,
+            token: token.to_string(),
+        })
+    } else {
+        Ok(())
+    }
 }
 
 /// `wasmbus.evt.{lattice}.{event}`: where hosts publish lattice events.
@@ -547,10 +574,22 @@ mod tests {
         let cases = [
             (s.component_auction(), CtlOperation::ComponentAuction),
             (s.provider_auction(), CtlOperation::ProviderAuction),
-            (s.component_scale(H), CtlOperation::ComponentScale { host_id: h() }),
-            (s.component_update(H), CtlOperation::ComponentUpdate { host_id: h() }),
-            (s.provider_start(H), CtlOperation::ProviderStart { host_id: h() }),
-            (s.provider_stop(H), CtlOperation::ProviderStop { host_id: h() }),
+            (
+                s.component_scale(H),
+                CtlOperation::ComponentScale { host_id: h() },
+            ),
+            (
+                s.component_update(H),
+                CtlOperation::ComponentUpdate { host_id: h() },
+            ),
+            (
+                s.provider_start(H),
+                CtlOperation::ProviderStart { host_id: h() },
+            ),
+            (
+                s.provider_stop(H),
+                CtlOperation::ProviderStop { host_id: h() },
+            ),
             (s.host_get(H), CtlOperation::HostGet { host_id: h() }),
             (s.host_ping(), CtlOperation::HostPing),
             (s.host_stop(H), CtlOperation::HostStop { host_id: h() }),
@@ -568,10 +607,7 @@ mod tests {
         for (subject, op) in cases {
             assert_eq!(s.parse(&subject), Ok(op), "{subject}");
         }
-        assert_eq!(
-            s.parse(&s.label_put(H)).unwrap().host_id(),
-            Some(H),
-        );
+        assert_eq!(s.parse(&s.label_put(H)).unwrap().host_id(), Some(H),);
         assert_eq!(s.parse(&s.link_put()).unwrap().host_id(), None);
     }
 
@@ -591,7 +627,9 @@ mod tests {
             let err = s.parse(bad).unwrap_err();
             assert_eq!(err.to_string(), format!("unsupported subject `{bad}`"));
         }
-        let err = s.parse("wasmbus.ctl.v1.default.config.put.a.b").unwrap_err();
+        let err = s
+            .parse("wasmbus.ctl.v1.default.config.put.a.b")
+            .unwrap_err();
         assert!(matches!(err, SubjectError::InvalidConfigName { ref name, .. } if name == "a.b"));
     }
 
@@ -601,15 +639,24 @@ mod tests {
         let subs = s.host_subscriptions(H, true, false);
         assert_eq!(subs.len(), 10);
         let link = subs.iter().find(|x| x.subject.ends_with("link.*")).unwrap();
-        assert_eq!(link.queue_group.as_deref(), Some("wasmbus.ctl.v1.default.link"));
-        let claims = subs.iter().find(|x| x.subject.ends_with("claims.get")).unwrap();
-        assert_eq!(claims.queue_group.as_deref(), Some("wasmbus.ctl.v1.default.claims"));
-        assert!(subs.iter().any(|x| x.subject.ends_with("component.auction")));
-        assert!(!subs.iter().any(|x| x.subject.ends_with("provider.auction")));
         assert_eq!(
-            subs.iter().filter(|x| x.queue_group.is_none()).count(),
-            7
+            link.queue_group.as_deref(),
+            Some("wasmbus.ctl.v1.default.link")
         );
+        let claims = subs
+            .iter()
+            .find(|x| x.subject.ends_with("claims.get"))
+            .unwrap();
+        assert_eq!(
+            claims.queue_group.as_deref(),
+            Some("wasmbus.ctl.v1.default.claims")
+        );
+        assert!(
+            subs.iter()
+                .any(|x| x.subject.ends_with("component.auction"))
+        );
+        assert!(!subs.iter().any(|x| x.subject.ends_with("provider.auction")));
+        assert_eq!(subs.iter().filter(|x| x.queue_group.is_none()).count(), 7);
     }
 
     #[test]
@@ -627,10 +674,25 @@ mod tests {
     }
 
     #[test]
+    fn subject_tokens_are_validated() {
+        assert!(validate_subject_token("host id", H).is_ok());
+        for bad in ["", "a.b", "*", "a>", "a b"] {
+            let err = validate_subject_token("host id", bad).unwrap_err();
+            assert!(err.to_string().starts_with("invalid host id"), "{err}");
+        }
+    }
+
+    #[test]
     fn buckets_keys_and_event_subjects() {
-        assert_eq!(event_subject("default", "component_scaled"), "wasmbus.evt.default.component_scaled");
+        assert_eq!(
+            event_subject("default", "component_scaled"),
+            "wasmbus.evt.default.component_scaled"
+        );
         assert_eq!(event_wildcard("default"), "wasmbus.evt.default.>");
-        assert_eq!(wadm_event_subject("default", "manifest_published"), "wadm.evt.default.manifest_published");
+        assert_eq!(
+            wadm_event_subject("default", "manifest_published"),
+            "wadm.evt.default.manifest_published"
+        );
         assert_eq!(lattice_data_bucket("default"), "LATTICEDATA_default");
         assert_eq!(config_data_bucket("default"), "CONFIGDATA_default");
         assert_eq!(component_spec_key("http"), "COMPONENT_http");
@@ -638,7 +700,10 @@ mod tests {
         assert_eq!(component_id_from_spec_key("COMPONENT_"), None);
         assert_eq!(component_id_from_spec_key("CLAIMS_M1"), None);
         assert_eq!(claims_key("MABC"), "CLAIMS_MABC");
-        assert_eq!(liveness_subject("default", H), "trellis.liveness.default.NHOST");
+        assert_eq!(
+            liveness_subject("default", H),
+            "trellis.liveness.default.NHOST"
+        );
         assert_eq!(liveness_wildcard("default"), "trellis.liveness.default.*");
     }
 }

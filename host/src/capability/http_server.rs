@@ -99,7 +99,7 @@ pub fn is_builtin_http_server(image_ref: &str) -> bool {
 
 /// Computes every listener the host should have from the running built-in
 /// HTTP servers, their links and config.
-pub fn desired_routes(
+pub(crate) fn desired_routes(
     providers: &[(String, ProviderSlot)],
     view: &LatticeView,
 ) -> BTreeMap<SocketAddr, ListenerRoutes> {

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use trellis_interfaces::event::{ConfigDeleted, ConfigSet, LatticeEvent};
+use trellis_interfaces::event::{ConfigEvent, LatticeEvent};
 use trellis_interfaces::subject::validate_config_name;
 
 use super::{CtlError, Reply, parse};
@@ -18,7 +18,7 @@ pub(super) async fn put(host: &HostInner, name: &str, payload: &[u8]) -> Result<
         .await
         .map_err(|e| CtlError::Store(format!("cannot store config `{name}`: {e}")))?;
     host.events
-        .publish(LatticeEvent::ConfigSet(ConfigSet {
+        .publish(LatticeEvent::ConfigSet(ConfigEvent {
             config_name: name.to_string(),
         }))
         .await;
@@ -51,7 +51,7 @@ pub(super) async fn delete(host: &HostInner, name: &str) -> Result<Reply, CtlErr
         .await
         .map_err(|e| CtlError::Store(format!("cannot delete config `{name}`: {e}")))?;
     host.events
-        .publish(LatticeEvent::ConfigDeleted(ConfigDeleted {
+        .publish(LatticeEvent::ConfigDeleted(ConfigEvent {
             config_name: name.to_string(),
         }))
         .await;

@@ -18,16 +18,16 @@ pub(super) async fn put(host: &HostInner, payload: &[u8]) -> Result<Reply, CtlEr
     match put_link(host, &link).await {
         Ok(()) => {
             host.events
-                .publish(LatticeEvent::LinkdefSet(link.clone().into()))
+                .publish(LatticeEvent::LinkdefSet(link.clone()))
                 .await;
             Ok(Reply::ok())
         }
         Err(e) => {
             host.events
-                .publish(LatticeEvent::LinkdefSetFailed(LinkdefSetFailed::new(
+                .publish(LatticeEvent::LinkdefSetFailed(LinkdefSetFailed {
                     link,
-                    e.to_string(),
-                )))
+                    error: e.to_string(),
+                }))
                 .await;
             Err(e)
         }
@@ -81,7 +81,7 @@ pub(super) async fn delete(host: &HostInner, payload: &[u8]) -> Result<Reply, Ct
         .is_some();
     if exists {
         update_spec(host, &req.source_id, |spec| {
-            removed = spec.remove_link(&req.wit_namespace, &req.wit_package, &req.name);
+            removed = spec.remove_requested(&req);
             Ok(())
         })
         .await?;

@@ -103,7 +103,7 @@ pub(crate) fn parse_or_default<T: DeserializeOwned + Default>(
 
 /// Subscribes to every control subject and spawns the dispatch loops.
 pub(crate) async fn serve(host: Arc<HostInner>) -> Result<(), HostError> {
-    let subjects = CtlSubjects::new(&host.config.ctl_prefix, &host.config.lattice);
+    let subjects = CtlSubjects::with_prefix(&host.config.ctl_prefix, &host.config.lattice);
     let id = host.id.clone();
     let mut plain = vec![
         subjects.registry_put(),
@@ -219,6 +219,7 @@ async fn handle(host: &Arc<HostInner>, op: CtlOperation, payload: &[u8]) -> Resu
         CtlOperation::LabelPut { host_id } => host_ops::put_label(host, &host_id, payload).await,
         CtlOperation::LabelDel { host_id } => host_ops::delete_label(host, &host_id, payload).await,
         CtlOperation::RegistryPut => host_ops::registry_put(host, payload),
+        other => Err(CtlError::Rejected(format!("operation {other:?} is not supported by this host"))),
     }
 }
 

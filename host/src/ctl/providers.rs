@@ -93,7 +93,7 @@ pub(super) fn start(host: &Arc<HostInner>, _host_id: &str, payload: &[u8]) -> Re
                 host_id: task_host.id.clone(),
                 image_ref: cmd.provider_ref.clone(),
                 provider_id: cmd.provider_id.clone(),
-                annotations: Some(annotations),
+                annotations,
                 claims: None,
                 ..Default::default()
             }))
@@ -122,8 +122,8 @@ pub(super) async fn stop(host: &Arc<HostInner>, _host_id: &str, payload: &[u8]) 
         .publish(LatticeEvent::ProviderStopped(ProviderStopped {
             host_id: host.id.clone(),
             provider_id: cmd.provider_id.clone(),
-            annotations: Some(slot.annotations),
-            reason: Some("stop".into()),
+            annotations: slot.annotations,
+            reason: "stop".into(),
             ..Default::default()
         }))
         .await;

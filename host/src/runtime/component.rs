@@ -134,16 +134,25 @@ impl RunningComponent {
         compiled: &CompiledArtifact,
         params: ComponentParams,
     ) -> Result<Self, ComponentError> {
-        let mut linker = runtime.linker().clone();
-        // Imports the host does not serve (custom interfaces) are linked to
-        // traps for now: the component starts, and a call to such an import
-        // fails with a clear trap instead of failing the whole start.
-        linker
-            .define_unknown_imports_as_traps(&compiled.component)
-            .map_err(|e| ComponentError::Link(format!("{e:#}")))?;
-        let pre = linker
-            .instantiate_pre(&compiled.component)
-            .map_err(|e| ComponentError::Link(format!("{e:#}")))?;
+        let pre = match runtime.linker().instantiate_pre(&compiled.component) {
+            Ok(pre) => pre,
+            Err(missing) => {
+                // Imports the host does not serve (custom interfaces, to be
+                // linked to other components) become traps: the component
+                // starts, and a call to such an import fails with a clear
+                // trap. This is done only when needed, because
+                // `define_unknown_imports_as_traps` does not apply semver
+                // matching and would shadow e.g. `wasi:http/types@0.2.4`.
+                tracing::warn!(component_id = %params.id, error = format!("{missing:#}"), "component imports interfaces this host does not serve; calls to them will trap");
+                let mut linker = runtime.linker().clone();
+                linker
+                    .define_unknown_imports_as_traps(&compiled.component)
+                    .map_err(|e| ComponentError::Link(format!("{e:#}")))?;
+                linker
+                    .instantiate_pre(&compiled.component)
+                    .map_err(|e| ComponentError::Link(format!("{e:#}")))?
+            }
+        };
         let proxy = ProxyPre::new(pre.clone()).ok();
         let max_execution_time = params
             .max_execution_time

@@ -1,0 +1,142 @@
+//! Fixtures shared by the whole-system tests: a lattice (real nats-server +
+//! control client + event watcher), deploying `http-hello` behind the built-in
+//! HTTP server, and a small HTTP client.
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use trellis_interfaces::client::CtlClient;
+use trellis_interfaces::ctl::{ScaleComponentCommand, StartProviderCommand};
+use trellis_interfaces::link::Link;
+use trellis_tests::{EventWatcher, HostOptions, HostProcess, NatsServer, component_path, free_port};
+
+pub const WAIT: Duration = Duration::from_secs(30);
+
+pub struct TestLattice {
+    pub nats: NatsServer,
+    pub client: async_nats::Client,
+    pub ctl: CtlClient,
+    pub events: EventWatcher,
+    pub lattice: String,
+}
+
+impl TestLattice {
+    pub async fn start() -> anyhow::Result<Self> {
+        let nats = NatsServer::start().await?;
+        let client = nats.connect().await?;
+        let lattice = "test".to_string();
+        let events = EventWatcher::new(&client, &lattice).await?;
+        let ctl = CtlClient::new(client.clone(), lattice.clone());
+        Ok(Self { nats, client, ctl, events, lattice })
+    }
+
+    pub fn host_options(&self) -> HostOptions {
+        HostOptions::new(self.nats.url(), self.lattice.clone())
+    }
+
+    pub async fn host(&self) -> anyhow::Result<HostProcess> {
+        HostProcess::start(self.host_options()).await
+    }
+}
+
+pub fn hello_ref() -> anyhow::Result<String> {
+    Ok(format!("file://{}", component_path("http-hello")?.display()))
+}
+
+/// Scales `id` from `image_ref` to `count` on `host` and waits for the event.
+pub async fn scale(l: &mut TestLattice, host: &str, image_ref: &str, id: &str, count: u32) -> anyhow::Result<serde_json::Value> {
+    let resp = l
+        .ctl
+        .scale_component(&ScaleComponentCommand {
+            component_ref: image_ref.to_string(),
+            component_id: id.to_string(),
+            max_instances: count,
+            host_id: host.to_string(),
+            ..Default::default()
+        })
+        .await?;
+    anyhow::ensure!(resp.success, "scale rejected: {}", resp.message);
+    let host = host.to_string();
+    let id = id.to_string();
+    l.events
+        .wait_for(
+            |e| {
+                let ty = e["type"].as_str().unwrap_or_default();
+                (ty.ends_with("component_scaled") || ty.ends_with("component_scale_failed"))
+                    && e["data"]["component_id"] == id.as_str()
+                    && e["data"]["host_id"] == host.as_str()
+                    && (ty.ends_with("failed") || e["data"]["max_instances"] == count)
+            },
+            WAIT,
+        )
+        .await
+}
+
+/// Starts the built-in HTTP server on `host` and links it to `component_id`
+/// on `127.0.0.1:{port}`. Returns the port.
+pub async fn expose_http(l: &mut TestLattice, host: &str, component_id: &str) -> anyhow::Result<u16> {
+    let port = free_port()?;
+    let provider_id = format!("http-server-{port}");
+    let config_name = format!("http-{port}");
+    let values = HashMap::from([("address".to_string(), format!("127.0.0.1:{port}"))]);
+    l.ctl.put_config(&config_name, &values).await?;
+    let resp = l
+        .ctl
+        .start_provider(&StartProviderCommand {
+            provider_id: provider_id.clone(),
+            provider_ref: "builtin://http-server".into(),
+            host_id: host.to_string(),
+            ..Default::default()
+        })
+        .await?;
+    anyhow::ensure!(resp.success, "provider start rejected: {}", resp.message);
+    let pid = provider_id.clone();
+    l.events
+        .wait_for_type("provider_started", |e| e["data"]["provider_id"] == pid.as_str(), WAIT)
+        .await?;
+    let resp = l
+        .ctl
+        .put_link(&Link {
+            source_id: provider_id,
+            target: component_id.to_string(),
+            name: "default".into(),
+            wit_namespace: "wasi".into(),
+            wit_package: "http".into(),
+            interfaces: vec!["incoming-handler".into()],
+            source_config: vec![config_name],
+            target_config: vec![],
+        })
+        .await?;
+    anyhow::ensure!(resp.success, "link put rejected: {}", resp.message);
+    Ok(port)
+}
+
+/// One HTTP/1.1 GET; returns status and body.
+pub async fn http_get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .with_context(|| format!("connect to 127.0.0.1:{port}"))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let req = hyper::Request::get(path)
+        .header("host", format!("127.0.0.1:{port}"))
+        .body(Empty::<bytes::Bytes>::new())?;
+    let resp = sender.send_request(req).await?;
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await?.to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// Polls `GET path` until it returns `want_status`, or fails after `WAIT`.
+pub async fn http_until(port: u16, path: &str, want_status: u16) -> anyhow::Result<String> {
+    trellis_tests::eventually(WAIT, || async move {
+        let (status, body) = http_get(port, path).await?;
+        anyhow::ensure!(status == want_status, "GET {path} returned {status}: {body}");
+        Ok(body)
+    })
+    .await
+}
