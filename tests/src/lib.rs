@@ -22,6 +22,7 @@ pub mod events;
 pub mod guests;
 pub mod host;
 pub mod nats;
+pub mod oci;
 
 use std::future::Future;
 use std::time::Duration;
@@ -32,6 +33,7 @@ pub use events::EventWatcher;
 pub use guests::component_path;
 pub use host::{HostOptions, HostProcess};
 pub use nats::NatsServer;
+pub use oci::OciRegistry;
 
 /// First pause between two attempts of [`eventually`]: short, because most
 /// conditions in a test become true within a few milliseconds.
