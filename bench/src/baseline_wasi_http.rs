@@ -25,7 +25,8 @@ impl WasiHttpHooks for NoOutgoing {
         &mut self,
         _request: hyper::Request<wasmtime_wasi_http::p2::body::HyperOutgoingBody>,
         _config: wasmtime_wasi_http::p2::types::OutgoingRequestConfig,
-    ) -> wasmtime_wasi_http::p2::HttpResult<wasmtime_wasi_http::p2::types::HostFutureIncomingResponse> {
+    ) -> wasmtime_wasi_http::p2::HttpResult<wasmtime_wasi_http::p2::types::HostFutureIncomingResponse>
+    {
         Err(wasmtime_wasi_http::p2::bindings::http::types::ErrorCode::HttpRequestDenied.into())
     }
 }
@@ -39,13 +40,20 @@ struct State {
 
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for State {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
     }
 }
 
@@ -58,14 +66,21 @@ async fn main() -> anyhow::Result<()> {
     let addr: SocketAddr = addr.parse().context("invalid address")?;
     let mut config = Config::new();
     config.wasm_component_model(true);
-    config.allocation_strategy(InstanceAllocationStrategy::Pooling(PoolingAllocationConfig::default()));
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(
+        PoolingAllocationConfig::default(),
+    ));
     let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let component = Component::from_file(&engine, path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut linker = Linker::<State>::new(&engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("{e}"))?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let pre = ProxyPre::new(linker.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("{e}"))?)
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pre = ProxyPre::new(
+        linker
+            .instantiate_pre(&component)
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let shared = Arc::new((engine, pre));
     let listener = tokio::net::TcpListener::bind(addr).await?;
     eprintln!("baseline listening on {addr}");
@@ -93,20 +108,39 @@ async fn handle(
     use http_body_util::BodyExt;
     let mut store = Store::new(
         engine,
-        State { wasi: WasiCtx::builder().build(), http: WasiHttpCtx::new(), hooks: NoOutgoing, table: ResourceTable::new() },
+        State {
+            wasi: WasiCtx::builder().build(),
+            http: WasiHttpCtx::new(),
+            hooks: NoOutgoing,
+            table: ResourceTable::new(),
+        },
     );
     let (tx, rx) = tokio::sync::oneshot::channel();
     let req = req.map(|b| b.map_err(wasmtime_wasi_http::p2::hyper_request_error));
-    let req = store.data_mut().http().new_incoming_request(Scheme::Http, req).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let out = store.data_mut().http().new_response_outparam(tx).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let req = store
+        .data_mut()
+        .http()
+        .new_incoming_request(Scheme::Http, req)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let out = store
+        .data_mut()
+        .http()
+        .new_response_outparam(tx)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let pre = pre.clone();
     let task = tokio::spawn(async move {
         let proxy = pre.instantiate_async(&mut store).await?;
-        proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
+        proxy
+            .wasi_http_incoming_handler()
+            .call_handle(&mut store, req, out)
+            .await
     });
     match rx.await {
         Ok(Ok(resp)) => Ok(resp),
         Ok(Err(e)) => bail!("guest error {e:?}"),
-        Err(_) => bail!("guest never responded: {:?}", task.await.map(|r| r.map_err(|e| e.to_string()))),
+        Err(_) => bail!(
+            "guest never responded: {:?}",
+            task.await.map(|r| r.map_err(|e| e.to_string()))
+        ),
     }
 }

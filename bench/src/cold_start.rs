@@ -20,7 +20,9 @@ async fn main() -> anyhow::Result<()> {
     };
     let iterations: usize = iterations.parse().context("iterations")?;
     let nats = async_nats::connect(url.as_str()).await?;
-    let mut events = nats.subscribe(format!("wasmbus.evt.{lattice}.component_scaled")).await?;
+    let mut events = nats
+        .subscribe(format!("wasmbus.evt.{lattice}.component_scaled"))
+        .await?;
     let scale_subject = format!("wasmbus.ctl.v1.{lattice}.component.scale.{host_id}");
     let mut samples = Vec::new();
     for i in 0..iterations {
@@ -41,7 +43,13 @@ async fn main() -> anyhow::Result<()> {
     println!("first start: {:.2} ms", ms(first));
     if let (Some(min), Some(max)) = (warm.first(), warm.last()) {
         let median = warm.get(warm.len() / 2).copied().unwrap_or_default();
-        println!("warm cache ({} runs): min {:.2} ms, median {:.2} ms, max {:.2} ms", warm.len(), ms(*min), ms(median), ms(*max));
+        println!(
+            "warm cache ({} runs): min {:.2} ms, median {:.2} ms, max {:.2} ms",
+            warm.len(),
+            ms(*min),
+            ms(median),
+            ms(*max)
+        );
     }
     Ok(())
 }
@@ -55,7 +63,9 @@ async fn scale(
     count: u32,
 ) -> anyhow::Result<()> {
     let body = json!({"component_ref": component_ref, "component_id": id, "count": count, "host_id": host_id, "config": [], "allow_update": false});
-    let reply = nats.request(subject.to_string(), serde_json::to_vec(&body)?.into()).await?;
+    let reply = nats
+        .request(subject.to_string(), serde_json::to_vec(&body)?.into())
+        .await?;
     let v: serde_json::Value = serde_json::from_slice(&reply.payload)?;
     if v.get("success") != Some(&serde_json::Value::Bool(true)) {
         bail!("scale rejected: {v}");
@@ -63,7 +73,11 @@ async fn scale(
     Ok(())
 }
 
-async fn wait_scaled(events: &mut async_nats::Subscriber, id: &str, count: u64) -> anyhow::Result<()> {
+async fn wait_scaled(
+    events: &mut async_nats::Subscriber,
+    id: &str,
+    count: u64,
+) -> anyhow::Result<()> {
     let deadline = tokio::time::sleep(Duration::from_secs(60));
     tokio::pin!(deadline);
     loop {

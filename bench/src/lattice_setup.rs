@@ -80,7 +80,14 @@ async fn main() -> anyhow::Result<()> {
         }
         ("many", [component, count, dir]) => {
             let count: usize = count.parse().context("count")?;
-            many(&lattice, &host_id, Path::new(component), count, Path::new(dir)).await?;
+            many(
+                &lattice,
+                &host_id,
+                Path::new(component),
+                count,
+                Path::new(dir),
+            )
+            .await?;
         }
         _ => bail!("{usage}"),
     }
@@ -100,7 +107,8 @@ impl Lattice {
             .request(self.subject(op), serde_json::to_vec(body)?.into())
             .await
             .with_context(|| format!("{op}: no reply"))?;
-        let v: Value = serde_json::from_slice(&reply.payload).with_context(|| format!("{op}: reply is not JSON"))?;
+        let v: Value = serde_json::from_slice(&reply.payload)
+            .with_context(|| format!("{op}: reply is not JSON"))?;
         if v.get("success") != Some(&Value::Bool(true)) {
             bail!("{op} rejected: {v}");
         }
@@ -117,31 +125,47 @@ impl Lattice {
                 }
             }
             if Instant::now() > deadline {
-                bail!("no host answered host.ping on lattice `{}` within {HOST_WAIT:?}", self.name);
+                bail!(
+                    "no host answered host.ping on lattice `{}` within {HOST_WAIT:?}",
+                    self.name
+                );
             }
             tokio::time::sleep(POLL_INTERVAL).await;
         }
     }
 
     async fn events(&self) -> anyhow::Result<async_nats::Subscriber> {
-        let sub = self.nats.subscribe(format!("wasmbus.evt.{}.>", self.name)).await?;
+        let sub = self
+            .nats
+            .subscribe(format!("wasmbus.evt.{}.>", self.name))
+            .await?;
         // The subscription must be registered before the scale request goes out.
         self.nats.flush().await?;
         Ok(sub)
     }
 
-    async fn scale(&self, host_id: &str, component: &Path, id: &str, count: u32) -> anyhow::Result<()> {
+    async fn scale(
+        &self,
+        host_id: &str,
+        component: &Path,
+        id: &str,
+        count: u32,
+    ) -> anyhow::Result<()> {
         let component_ref = format!("file://{}", component.display());
         let body = json!({"component_ref": component_ref, "component_id": id, "count": count,
                           "host_id": host_id, "config": [], "allow_update": false});
-        self.request(&format!("component.scale.{host_id}"), &body).await?;
+        self.request(&format!("component.scale.{host_id}"), &body)
+            .await?;
         Ok(())
     }
 }
 
 /// Waits for `component_scaled` of every id in `pending`; a
 /// `component_scale_failed` for one of them is an error.
-async fn wait_scaled(events: &mut async_nats::Subscriber, mut pending: BTreeSet<String>) -> anyhow::Result<()> {
+async fn wait_scaled(
+    events: &mut async_nats::Subscriber,
+    mut pending: BTreeSet<String>,
+) -> anyhow::Result<()> {
     let deadline = tokio::time::sleep(SCALE_WAIT);
     tokio::pin!(deadline);
     while !pending.is_empty() {
@@ -149,22 +173,40 @@ async fn wait_scaled(events: &mut async_nats::Subscriber, mut pending: BTreeSet<
             _ = &mut deadline => bail!("{} components not scaled within {SCALE_WAIT:?}: {pending:?}", pending.len()),
             msg = events.next() => msg.context("event subscription closed")?,
         };
-        let Ok(event) = serde_json::from_slice::<Value>(&msg.payload) else { continue };
-        let id = event.pointer("/data/component_id").and_then(Value::as_str).unwrap_or_default();
+        let Ok(event) = serde_json::from_slice::<Value>(&msg.payload) else {
+            continue;
+        };
+        let id = event
+            .pointer("/data/component_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if msg.subject.ends_with(".component_scaled") {
             pending.remove(id);
         } else if msg.subject.ends_with(".component_scale_failed") && pending.contains(id) {
-            bail!("component `{id}` failed to scale: {}", event.pointer("/data/error").unwrap_or(&Value::Null));
+            bail!(
+                "component `{id}` failed to scale: {}",
+                event.pointer("/data/error").unwrap_or(&Value::Null)
+            );
         }
     }
     Ok(())
 }
 
-async fn serve(lattice: &Lattice, host_id: &str, component: &Path, addr: &str, max: u32) -> anyhow::Result<()> {
-    let component = std::fs::canonicalize(component).with_context(|| format!("{}", component.display()))?;
+async fn serve(
+    lattice: &Lattice,
+    host_id: &str,
+    component: &Path,
+    addr: &str,
+    max: u32,
+) -> anyhow::Result<()> {
+    let component =
+        std::fs::canonicalize(component).with_context(|| format!("{}", component.display()))?;
     let mut events = lattice.events().await?;
     lattice
-        .request(&format!("config.put.{HTTP_CONFIG_NAME}"), &json!({"address": addr}))
+        .request(
+            &format!("config.put.{HTTP_CONFIG_NAME}"),
+            &json!({"address": addr}),
+        )
         .await?;
     lattice
         .request(
@@ -181,10 +223,15 @@ async fn serve(lattice: &Lattice, host_id: &str, component: &Path, addr: &str, m
                     "source_config": [HTTP_CONFIG_NAME], "target_config": []}),
         )
         .await?;
-    lattice.scale(host_id, &component, HTTP_COMPONENT_ID, max).await?;
+    lattice
+        .scale(host_id, &component, HTTP_COMPONENT_ID, max)
+        .await?;
     wait_scaled(&mut events, BTreeSet::from([HTTP_COMPONENT_ID.to_string()])).await?;
     wait_http_ok(addr).await?;
-    eprintln!("serving {} on http://{addr}/ (max_instances {max})", component.display());
+    eprintln!(
+        "serving {} on http://{addr}/ (max_instances {max})",
+        component.display()
+    );
     Ok(())
 }
 
@@ -194,8 +241,12 @@ async fn wait_http_ok(addr: &str) -> anyhow::Result<()> {
     loop {
         match http_status(addr).await {
             Ok(200) => return Ok(()),
-            Ok(status) if Instant::now() > deadline => bail!("http://{addr}/ still answers {status}"),
-            Err(e) if Instant::now() > deadline => return Err(e.context(format!("http://{addr}/ never answered"))),
+            Ok(status) if Instant::now() > deadline => {
+                bail!("http://{addr}/ still answers {status}")
+            }
+            Err(e) if Instant::now() > deadline => {
+                return Err(e.context(format!("http://{addr}/ never answered")));
+            }
             _ => tokio::time::sleep(POLL_INTERVAL).await,
         }
     }
@@ -205,7 +256,9 @@ async fn wait_http_ok(addr: &str) -> anyhow::Result<()> {
 async fn http_status(addr: &str) -> anyhow::Result<u16> {
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
     stream
-        .write_all(format!("GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+        .write_all(
+            format!("GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
         .await?;
     let mut response = Vec::new();
     tokio::time::timeout(REQUEST_TIMEOUT, stream.read_to_end(&mut response)).await??;
@@ -218,7 +271,13 @@ async fn http_status(addr: &str) -> anyhow::Result<u16> {
     Ok(status)
 }
 
-async fn many(lattice: &Lattice, host_id: &str, component: &Path, count: usize, dir: &Path) -> anyhow::Result<()> {
+async fn many(
+    lattice: &Lattice,
+    host_id: &str,
+    component: &Path,
+    count: usize,
+    dir: &Path,
+) -> anyhow::Result<()> {
     let bytes = std::fs::read(component).with_context(|| format!("{}", component.display()))?;
     std::fs::create_dir_all(dir)?;
     let dir = std::fs::canonicalize(dir)?;
@@ -226,7 +285,10 @@ async fn many(lattice: &Lattice, host_id: &str, component: &Path, count: usize, 
     for i in 0..count {
         let path: PathBuf = dir.join(format!("variant-{i}.wasm"));
         let mut variant = bytes.clone();
-        variant.extend(custom_section(VARIANT_SECTION, format!("variant {i}").as_bytes()));
+        variant.extend(custom_section(
+            VARIANT_SECTION,
+            format!("variant {i}").as_bytes(),
+        ));
         std::fs::write(&path, variant)?;
         artifacts.push((format!("many-{i}"), path));
     }
@@ -235,8 +297,15 @@ async fn many(lattice: &Lattice, host_id: &str, component: &Path, count: usize, 
     for (id, path) in &artifacts {
         lattice.scale(host_id, path, id, 1).await?;
     }
-    wait_scaled(&mut events, artifacts.iter().map(|(id, _)| id.clone()).collect()).await?;
-    eprintln!("{count} distinct components scaled in {:.1} s", started.elapsed().as_secs_f64());
+    wait_scaled(
+        &mut events,
+        artifacts.iter().map(|(id, _)| id.clone()).collect(),
+    )
+    .await?;
+    eprintln!(
+        "{count} distinct components scaled in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 

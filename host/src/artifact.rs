@@ -36,7 +36,9 @@ pub enum ArtifactRef {
 #[non_exhaustive]
 pub enum ArtifactError {
     /// `file://` without `--allow-file-load`.
-    #[error("file references are disabled on this host: start it with `--allow-file-load` to load `{0}`")]
+    #[error(
+        "file references are disabled on this host: start it with `--allow-file-load` to load `{0}`"
+    )]
     FileLoadDisabled(String),
     /// The file could not be read.
     #[error("cannot read `{path}`: {source}")]
@@ -55,7 +57,9 @@ pub enum ArtifactError {
         reason: String,
     },
     /// `latest` (or no tag) without `--allow-latest`.
-    #[error("`{0}` uses the `latest` tag, which is refused: pin a version or a digest, or start the host with `--allow-latest`")]
+    #[error(
+        "`{0}` uses the `latest` tag, which is refused: pin a version or a digest, or start the host with `--allow-latest`"
+    )]
     Latest(String),
     /// The registry failed.
     #[error("cannot pull `{reference}`: {reason}")]
@@ -141,10 +145,12 @@ impl ArtifactFetcher {
                 if !self.allow_file_load {
                     return Err(ArtifactError::FileLoadDisabled(reference.to_string()));
                 }
-                tokio::fs::read(&path).await.map_err(|source| ArtifactError::Read {
-                    path: path.display().to_string(),
-                    source,
-                })
+                tokio::fs::read(&path)
+                    .await
+                    .map_err(|source| ArtifactError::Read {
+                        path: path.display().to_string(),
+                        source,
+                    })
             }
             ArtifactRef::Builtin(_) => Err(ArtifactError::Builtin(reference.to_string())),
             ArtifactRef::Oci(oci) => self.fetch_oci(&oci).await,
@@ -172,19 +178,16 @@ impl ArtifactFetcher {
             reason: format!("{e}"),
         })?;
         let pinned = reference.digest().map(str::to_string);
-        if pinned.is_none()
-            && !self.allow_latest
-            && reference.tag().is_none_or(|t| t == "latest")
-        {
+        if pinned.is_none() && !self.allow_latest && reference.tag().is_none_or(|t| t == "latest") {
             return Err(ArtifactError::Latest(oci.to_string()));
         }
         let cached = pinned
             .as_ref()
             .map(|d| self.oci_cache_dir.join(d.replace(':', "_")));
-        if let Some(path) = &cached {
-            if let Ok(bytes) = tokio::fs::read(path).await {
-                return Ok(bytes);
-            }
+        if let Some(path) = &cached
+            && let Ok(bytes) = tokio::fs::read(path).await
+        {
+            return Ok(bytes);
         }
         let auth = self.auth_for(reference.resolve_registry());
         let image = self
@@ -195,15 +198,19 @@ impl ArtifactFetcher {
                 reference: oci.to_string(),
                 reason: format!("{e}"),
             })?;
-        let layer = image.layers.into_iter().next().ok_or_else(|| ArtifactError::Pull {
-            reference: oci.to_string(),
-            reason: "the image has no wasm layer".into(),
-        })?;
+        let layer = image
+            .layers
+            .into_iter()
+            .next()
+            .ok_or_else(|| ArtifactError::Pull {
+                reference: oci.to_string(),
+                reason: "the image has no wasm layer".into(),
+            })?;
         let bytes = layer.data.to_vec();
-        if let Some(path) = cached {
-            if tokio::fs::create_dir_all(&self.oci_cache_dir).await.is_ok() {
-                let _ = tokio::fs::write(path, &bytes).await;
-            }
+        if let Some(path) = cached
+            && tokio::fs::create_dir_all(&self.oci_cache_dir).await.is_ok()
+        {
+            let _ = tokio::fs::write(path, &bytes).await;
         }
         Ok(bytes)
     }

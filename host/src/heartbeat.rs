@@ -71,10 +71,10 @@ async fn liveness_loop(host: Arc<HostInner>) {
             providers: u32::try_from(providers).unwrap_or(u32::MAX),
             ready: !*host.stop_tx.borrow(),
         };
-        if let Ok(payload) = serde_json::to_vec(&beat) {
-            if let Err(e) = host.nats.publish(subject.clone(), payload.into()).await {
-                tracing::debug!(error = %e, "cannot publish liveness beat");
-            }
+        if let Ok(payload) = serde_json::to_vec(&beat)
+            && let Err(e) = host.nats.publish(subject.clone(), payload.into()).await
+        {
+            tracing::debug!(error = %e, "cannot publish liveness beat");
         }
     }
 }

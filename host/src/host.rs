@@ -28,7 +28,9 @@ pub enum HostError {
     #[error("invalid host seed: {0} (expected an nkey server seed starting with `SN`)")]
     Seed(String),
     /// NATS is unreachable.
-    #[error("cannot connect to NATS at {url}: {reason}. Start one with `nats-server -js` or point `--nats-url` at yours")]
+    #[error(
+        "cannot connect to NATS at {url}: {reason}. Start one with `nats-server -js` or point `--nats-url` at yours"
+    )]
     Connect {
         /// The URL.
         url: String,
@@ -100,7 +102,9 @@ impl Host {
     /// control interface and has published `host_started`.
     pub async fn start(config: HostConfig) -> Result<Self, HostError> {
         let key = match &config.host_seed {
-            Some(seed) => nkeys::KeyPair::from_seed(seed).map_err(|e| HostError::Seed(e.to_string()))?,
+            Some(seed) => {
+                nkeys::KeyPair::from_seed(seed).map_err(|e| HostError::Seed(e.to_string()))?
+            }
             None => nkeys::KeyPair::new_server(),
         };
         if key.key_pair_type() != nkeys::KeyPairType::Server {
@@ -199,7 +203,9 @@ async fn connect(url: &str) -> Result<async_nats::Client, HostError> {
             let url = inner_url.clone();
             async move {
                 match event {
-                    async_nats::Event::Disconnected => tracing::warn!(%url, "disconnected from NATS; reconnecting"),
+                    async_nats::Event::Disconnected => {
+                        tracing::warn!(%url, "disconnected from NATS; reconnecting")
+                    }
                     async_nats::Event::Connected => tracing::info!(%url, "connected to NATS"),
                     other => tracing::debug!(event = %other, "NATS event"),
                 }
@@ -215,9 +221,15 @@ async fn connect(url: &str) -> Result<async_nats::Client, HostError> {
 
 fn builtin_labels() -> BTreeMap<String, String> {
     BTreeMap::from([
-        ("hostcore.arch".to_string(), std::env::consts::ARCH.to_string()),
+        (
+            "hostcore.arch".to_string(),
+            std::env::consts::ARCH.to_string(),
+        ),
         ("hostcore.os".to_string(), std::env::consts::OS.to_string()),
-        ("hostcore.osfamily".to_string(), std::env::consts::FAMILY.to_string()),
+        (
+            "hostcore.osfamily".to_string(),
+            std::env::consts::FAMILY.to_string(),
+        ),
     ])
 }
 
@@ -249,8 +261,13 @@ impl HostInner {
     /// host answers its first request.
     async fn replay_lattice_data(self: &Arc<Self>) {
         use futures::StreamExt;
-        for (store, bucket) in [(&self.data.lattice, Bucket::Lattice), (&self.data.config, Bucket::Config)] {
-            let Ok(mut keys) = store.keys().await else { continue };
+        for (store, bucket) in [
+            (&self.data.lattice, Bucket::Lattice),
+            (&self.data.config, Bucket::Config),
+        ] {
+            let Ok(mut keys) = store.keys().await else {
+                continue;
+            };
             while let Some(Ok(key)) = keys.next().await {
                 if let Ok(Some(entry)) = store.entry(key).await {
                     self.apply_entry(bucket, &entry);

@@ -11,7 +11,12 @@ use clap::Parser;
 use trellis_host::{Host, HostConfig};
 
 #[derive(Parser, Debug)]
-#[command(name = "trellis", version, about = "A Trellis lattice host: runs WebAssembly components and answers the wasmCloud 1.x control interface", after_help = "Example:\n  trellis --nats-url nats://127.0.0.1:4222 --lattice default -l zone=eu-west --allow-file-load\n\nEvery flag can also be set as TRELLIS_<FLAG> (e.g. TRELLIS_LATTICE) or WASMCLOUD_<FLAG>;\nlabels as TRELLIS_LABEL_<key>=<value> or WASMCLOUD_LABEL_<key>=<value>.")]
+#[command(
+    name = "trellis",
+    version,
+    about = "A Trellis lattice host: runs WebAssembly components and answers the wasmCloud 1.x control interface",
+    after_help = "Example:\n  trellis --nats-url nats://127.0.0.1:4222 --lattice default -l zone=eu-west --allow-file-load\n\nEvery flag can also be set as TRELLIS_<FLAG> (e.g. TRELLIS_LATTICE) or WASMCLOUD_<FLAG>;\nlabels as TRELLIS_LABEL_<key>=<value> or WASMCLOUD_LABEL_<key>=<value>."
+)]
 struct Args {
     /// NATS server URL [env TRELLIS_NATS_URL; default nats://<nats-host>:<nats-port>]
     #[arg(long)]
@@ -132,7 +137,8 @@ fn config(args: Args) -> anyhow::Result<(HostConfig, bool, String)> {
     c.labels = labels(&args.labels)?;
     c.js_domain = env_or(args.js_domain, "JS_DOMAIN")?;
     c.allow_file_load = env_flag(args.allow_file_load, "ALLOW_FILE_LOAD")?;
-    c.allow_latest = env_flag(args.allow_latest, "OCI_ALLOW_LATEST")? || env_flag(false, "ALLOW_LATEST")?;
+    c.allow_latest =
+        env_flag(args.allow_latest, "OCI_ALLOW_LATEST")? || env_flag(false, "ALLOW_LATEST")?;
     c.allowed_insecure = args.allowed_insecure;
     if let Some(ms) = env_or(args.max_execution_time_ms, "MAX_EXECUTION_TIME_MS")? {
         c.max_execution_time = Duration::from_millis(ms);
@@ -143,7 +149,10 @@ fn config(args: Args) -> anyhow::Result<(HostConfig, bool, String)> {
     if let Some(b) = env_or(args.max_memory_bytes, "MAX_MEMORY_BYTES")? {
         c.max_memory_bytes = b;
     }
-    if let Some(s) = env_or(args.heartbeat_interval_seconds, "HEARTBEAT_INTERVAL_SECONDS")? {
+    if let Some(s) = env_or(
+        args.heartbeat_interval_seconds,
+        "HEARTBEAT_INTERVAL_SECONDS",
+    )? {
         c.heartbeat_interval = Duration::from_secs(s.max(1));
     }
     if let Some(ms) = env_or(args.drain_timeout_ms, "DRAIN_TIMEOUT_MS")? {
@@ -161,9 +170,12 @@ fn config(args: Args) -> anyhow::Result<(HostConfig, bool, String)> {
 }
 
 fn init_logging(structured: bool, level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},cranelift=warn,wasmtime=warn")));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{level},cranelift=warn,wasmtime=warn"))
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if structured {
         builder.json().init();
     } else {

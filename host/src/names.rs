@@ -8,7 +8,8 @@ const ADJECTIVES: &[&str] = &[
 const NOUNS: &[&str] = &[
     "badger", "beacon", "brook", "cedar", "comet", "delta", "ember", "falcon", "fern", "glacier",
     "harbor", "heron", "island", "lantern", "maple", "meadow", "otter", "pebble", "pine", "quartz",
-    "raven", "ridge", "river", "sparrow", "summit", "thicket", "trellis", "valley", "willow", "wren",
+    "raven", "ridge", "river", "sparrow", "summit", "thicket", "trellis", "valley", "willow",
+    "wren",
 ];
 
 /// A friendly name derived from `seed` bytes (the host key), so a host with a

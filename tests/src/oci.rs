@@ -48,11 +48,30 @@ impl OciRegistry {
         let mut routes: HashMap<String, (&'static str, Bytes, String)> = HashMap::new();
         let manifest = Bytes::from(manifest);
         let m_type = "application/vnd.oci.image.manifest.v1+json";
-        routes.insert(format!("/v2/{repo}/manifests/{tag}"), (m_type, manifest.clone(), manifest_digest.clone()));
-        routes.insert(format!("/v2/{repo}/manifests/{manifest_digest}"), (m_type, manifest, manifest_digest.clone()));
-        routes.insert(format!("/v2/{repo}/blobs/{config_digest}"), ("application/vnd.wasm.config.v0+json", config.into(), config_digest.clone()));
-        routes.insert(format!("/v2/{repo}/blobs/{layer_digest}"), ("application/wasm", wasm.into(), layer_digest.clone()));
-        routes.insert("/v2/".to_string(), ("application/json", Bytes::from_static(b"{}"), String::new()));
+        routes.insert(
+            format!("/v2/{repo}/manifests/{tag}"),
+            (m_type, manifest.clone(), manifest_digest.clone()),
+        );
+        routes.insert(
+            format!("/v2/{repo}/manifests/{manifest_digest}"),
+            (m_type, manifest, manifest_digest.clone()),
+        );
+        routes.insert(
+            format!("/v2/{repo}/blobs/{config_digest}"),
+            (
+                "application/vnd.wasm.config.v0+json",
+                config.into(),
+                config_digest.clone(),
+            ),
+        );
+        routes.insert(
+            format!("/v2/{repo}/blobs/{layer_digest}"),
+            ("application/wasm", wasm.into(), layer_digest.clone()),
+        );
+        routes.insert(
+            "/v2/".to_string(),
+            ("application/json", Bytes::from_static(b"{}"), String::new()),
+        );
         let routes = Arc::new(routes);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -68,7 +87,7 @@ impl OciRegistry {
                         let found = routes.get(req.uri().path()).cloned();
                         let head = req.method() == hyper::Method::HEAD;
                         async move {
-                            let resp = match found {
+                            match found {
                                 Some((ty, body, body_digest)) => {
                                     let len = body.len();
                                     let body = if head { Bytes::new() } else { body };
@@ -81,8 +100,7 @@ impl OciRegistry {
                                 None => hyper::Response::builder().status(404).body(Full::new(Bytes::from_static(
                                     br#"{"errors":[{"code":"NAME_UNKNOWN","message":"not found"}]}"#,
                                 ))),
-                            };
-                            resp
+                            }
                         }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -91,7 +109,12 @@ impl OciRegistry {
                 });
             }
         });
-        Ok(OciRegistry { addr, requests, manifest_digest, task })
+        Ok(OciRegistry {
+            addr,
+            requests,
+            manifest_digest,
+            task,
+        })
     }
 
     /// `127.0.0.1:PORT`, the registry part of a reference.

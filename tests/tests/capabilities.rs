@@ -20,10 +20,16 @@ async fn named_config_reaches_the_component_and_follows_changes() {
     ]);
     l.ctl.put_config("app-base", &base).await.unwrap();
     l.ctl
-        .put_config("app-override", &HashMap::from([("colour".to_string(), "green".to_string())]))
+        .put_config(
+            "app-override",
+            &HashMap::from([("colour".to_string(), "green".to_string())]),
+        )
         .await
         .unwrap();
-    let image = format!("file://{}", component_path("http-config").unwrap().display());
+    let image = format!(
+        "file://{}",
+        component_path("http-config").unwrap().display()
+    );
     let resp = l
         .ctl
         .scale_component(&ScaleComponentCommand {
@@ -38,7 +44,11 @@ async fn named_config_reaches_the_component_and_follows_changes() {
         .unwrap();
     assert!(resp.success, "{}", resp.message);
     l.events
-        .wait_for_type("component_scaled", |e| e["data"]["component_id"] == "configured", WAIT)
+        .wait_for_type(
+            "component_scaled",
+            |e| e["data"]["component_id"] == "configured",
+            WAIT,
+        )
         .await
         .unwrap();
     let port = expose_http(&mut l, host.id(), "configured").await.unwrap();
@@ -48,7 +58,10 @@ async fn named_config_reaches_the_component_and_follows_changes() {
     assert_eq!(http_until(port, "/missing", 200).await.unwrap(), "<unset>");
     // Live: a config change is seen by the next invocation, no restart.
     l.ctl
-        .put_config("app-base", &HashMap::from([("greeting".to_string(), "bonjour".to_string())]))
+        .put_config(
+            "app-base",
+            &HashMap::from([("greeting".to_string(), "bonjour".to_string())]),
+        )
         .await
         .unwrap();
     eventually(WAIT, || async {

@@ -14,7 +14,10 @@ async fn scale_zero_four_zero_with_events_and_inventory() {
     let host = l.host().await.unwrap();
     let image = hello_ref().unwrap();
     let ev = scale(&mut l, host.id(), &image, "hello", 4).await.unwrap();
-    assert!(ev["type"].as_str().unwrap().ends_with("component_scaled"), "{ev}");
+    assert!(
+        ev["type"].as_str().unwrap().ends_with("component_scaled"),
+        "{ev}"
+    );
     assert_eq!(ev["data"]["max_instances"], 4);
     assert_eq!(ev["data"]["image_ref"], image.as_str());
     let inv = l.ctl.get_host_inventory(host.id()).await.unwrap();
@@ -31,7 +34,9 @@ async fn scale_zero_four_zero_with_events_and_inventory() {
 async fn http_through_the_builtin_ingress_returns_the_component_body() {
     let mut l = TestLattice::start().await.unwrap();
     let host = l.host().await.unwrap();
-    scale(&mut l, host.id(), &hello_ref().unwrap(), "hello", 2).await.unwrap();
+    scale(&mut l, host.id(), &hello_ref().unwrap(), "hello", 2)
+        .await
+        .unwrap();
     let port = expose_http(&mut l, host.id(), "hello").await.unwrap();
     let body = http_until(port, "/", 200).await.unwrap();
     assert_eq!(body, "Hello from Trellis!\n");
@@ -41,16 +46,26 @@ async fn http_through_the_builtin_ingress_returns_the_component_body() {
     assert_eq!(body.trim(), "env=0 fs=denied");
     // The inventory shows the provider.
     let inv = l.ctl.get_host_inventory(host.id()).await.unwrap();
-    assert!(inv.providers.iter().any(|p| p.id == format!("http-server-{port}")), "{:?}", inv.providers);
+    assert!(
+        inv.providers
+            .iter()
+            .any(|p| p.id == format!("http-server-{port}")),
+        "{:?}",
+        inv.providers
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn traps_and_runaway_loops_fail_one_request_not_the_host() {
     let mut l = TestLattice::start().await.unwrap();
-    let host = trellis_tests::HostProcess::start(l.host_options().arg("--max-execution-time-ms").arg("500"))
+    let host = trellis_tests::HostProcess::start(
+        l.host_options().arg("--max-execution-time-ms").arg("500"),
+    )
+    .await
+    .unwrap();
+    scale(&mut l, host.id(), &hello_ref().unwrap(), "hello", 2)
         .await
         .unwrap();
-    scale(&mut l, host.id(), &hello_ref().unwrap(), "hello", 2).await.unwrap();
     let port = expose_http(&mut l, host.id(), "hello").await.unwrap();
     http_until(port, "/", 200).await.unwrap();
     let (status, body) = http_get(port, "/trap").await.unwrap();
@@ -59,7 +74,11 @@ async fn traps_and_runaway_loops_fail_one_request_not_the_host() {
     let started = std::time::Instant::now();
     let (status, body) = http_get(port, "/loop").await.unwrap();
     assert_eq!(status, 500, "{body}");
-    assert!(started.elapsed() < Duration::from_secs(10), "deadline not enforced: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "deadline not enforced: {:?}",
+        started.elapsed()
+    );
     let (status, body) = http_get(port, "/").await.unwrap();
     assert_eq!((status, body.as_str()), (200, "Hello from Trellis!\n"));
 }
@@ -110,7 +129,11 @@ async fn update_swaps_the_image_without_failing_in_flight_requests() {
     assert!(resp.success, "{}", resp.message);
     let img = image2.clone();
     l.events
-        .wait_for_type("component_scaled", |e| e["data"]["image_ref"] == img.as_str(), WAIT)
+        .wait_for_type(
+            "component_scaled",
+            |e| e["data"]["image_ref"] == img.as_str(),
+            WAIT,
+        )
         .await
         .unwrap();
     let (status, body) = slow.await.unwrap().unwrap();
@@ -139,9 +162,17 @@ async fn rescale_with_another_image_keeps_the_old_one_unless_allowed() {
         .await
         .unwrap();
     assert!(resp.success);
-    assert!(resp.message.contains("keeping that image"), "{}", resp.message);
+    assert!(
+        resp.message.contains("keeping that image"),
+        "{}",
+        resp.message
+    );
     l.events
-        .wait_for_type("component_scaled", |e| e["data"]["max_instances"] == 3, WAIT)
+        .wait_for_type(
+            "component_scaled",
+            |e| e["data"]["max_instances"] == 3,
+            WAIT,
+        )
         .await
         .unwrap();
     let inv = l.ctl.get_host_inventory(host.id()).await.unwrap();

@@ -11,7 +11,7 @@ use trellis_interfaces::ctl::ComponentAuctionRequest;
 #[tokio::test(flavor = "multi_thread")]
 async fn two_hosts_see_each_other_in_ping_and_inventory() {
     let l = TestLattice::start().await.unwrap();
-    let a = HostPair::start(&l).await;
+    let a = HostPair::start(&l).await.unwrap();
     let hosts = l.ctl.ping_hosts().await.unwrap();
     let mut ids: Vec<&str> = hosts.iter().map(|h| h.id.as_str()).collect();
     ids.sort();
@@ -32,17 +32,17 @@ async fn two_hosts_see_each_other_in_ping_and_inventory() {
 struct HostPair(trellis_tests::HostProcess, trellis_tests::HostProcess);
 
 impl HostPair {
-    async fn start(l: &TestLattice) -> Self {
-        let a = trellis_tests::HostProcess::start(l.host_options().label("zone", "a")).await.unwrap();
-        let b = trellis_tests::HostProcess::start(l.host_options().label("zone", "b")).await.unwrap();
-        Self(a, b)
+    async fn start(l: &TestLattice) -> anyhow::Result<Self> {
+        let a = trellis_tests::HostProcess::start(l.host_options().label("zone", "a")).await?;
+        let b = trellis_tests::HostProcess::start(l.host_options().label("zone", "b")).await?;
+        Ok(Self(a, b))
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn auction_honours_label_constraints_and_running_components() {
     let mut l = TestLattice::start().await.unwrap();
-    let hosts = HostPair::start(&l).await;
+    let hosts = HostPair::start(&l).await.unwrap();
     let auction = |zone: &str| ComponentAuctionRequest {
         component_ref: hello_ref().unwrap(),
         component_id: "hello".into(),
@@ -55,12 +55,20 @@ async fn auction_honours_label_constraints_and_running_components() {
     let acks = l.ctl.auction_component(auction("nowhere")).await.unwrap();
     assert!(acks.is_empty(), "{acks:?}");
     // A host already running the component does not bid.
-    scale(&mut l, hosts.1.id(), &hello_ref().unwrap(), "hello", 1).await.unwrap();
+    scale(&mut l, hosts.1.id(), &hello_ref().unwrap(), "hello", 1)
+        .await
+        .unwrap();
     let acks = l.ctl.auction_component(auction("b")).await.unwrap();
     assert!(acks.is_empty(), "{acks:?}");
-    let any = ComponentAuctionRequest { constraints: Default::default(), ..auction("a") };
+    let any = ComponentAuctionRequest {
+        constraints: Default::default(),
+        ..auction("a")
+    };
     let acks = l.ctl.auction_component(any).await.unwrap();
-    assert_eq!(acks.iter().map(|a| a.host_id.as_str()).collect::<Vec<_>>(), vec![hosts.0.id()]);
+    assert_eq!(
+        acks.iter().map(|a| a.host_id.as_str()).collect::<Vec<_>>(),
+        vec![hosts.0.id()]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -70,18 +78,29 @@ async fn labels_change_with_events_and_reserved_keys_are_refused() {
     l.ctl.put_label(host.id(), "tier", "gold").await.unwrap();
     let ev = l
         .events
-        .wait_for_type("labels_changed", |e| e["data"]["labels"]["tier"] == "gold", WAIT)
+        .wait_for_type(
+            "labels_changed",
+            |e| e["data"]["labels"]["tier"] == "gold",
+            WAIT,
+        )
         .await
         .unwrap();
     assert_eq!(ev["data"]["host_id"], host.id());
     let inv = l.ctl.get_host_inventory(host.id()).await.unwrap();
     assert_eq!(inv.labels.get("tier").map(String::as_str), Some("gold"));
-    let err = l.ctl.put_label(host.id(), "hostcore.os", "plan9").await.unwrap_err();
+    let err = l
+        .ctl
+        .put_label(host.id(), "hostcore.os", "plan9")
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("reserved"), "{err}");
     l.ctl.delete_label(host.id(), "tier").await.unwrap();
     let inv = l.ctl.get_host_inventory(host.id()).await.unwrap();
     assert!(!inv.labels.contains_key("tier"));
-    assert_eq!(inv.labels.get("hostcore.os").map(String::as_str), Some(std::env::consts::OS));
+    assert_eq!(
+        inv.labels.get("hostcore.os").map(String::as_str),
+        Some(std::env::consts::OS)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -119,13 +138,20 @@ async fn sigterm_publishes_host_stopped() {
 async fn heartbeat_carries_the_inventory_after_a_change() {
     let mut l = TestLattice::start().await.unwrap();
     let host = l.host().await.unwrap();
-    scale(&mut l, host.id(), &hello_ref().unwrap(), "beat", 2).await.unwrap();
+    scale(&mut l, host.id(), &hello_ref().unwrap(), "beat", 2)
+        .await
+        .unwrap();
     let id = host.id().to_string();
     let ev = l
         .events
         .wait_for_type(
             "host_heartbeat",
-            |e| e["source"] == id.as_str() && e["data"]["components"].as_array().is_some_and(|c| !c.is_empty()),
+            |e| {
+                e["source"] == id.as_str()
+                    && e["data"]["components"]
+                        .as_array()
+                        .is_some_and(|c| !c.is_empty())
+            },
             WAIT,
         )
         .await
@@ -149,7 +175,10 @@ async fn liveness_beats_every_second() {
     let mut seqs = Vec::new();
     let started = std::time::Instant::now();
     while seqs.len() < 3 {
-        let msg = tokio::time::timeout(Duration::from_secs(5), sub.next()).await.unwrap().unwrap();
+        let msg = tokio::time::timeout(Duration::from_secs(5), sub.next())
+            .await
+            .unwrap()
+            .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&msg.payload).unwrap();
         assert_eq!(v["host_id"], host.id());
         assert_eq!(v["ready"], true);
@@ -157,7 +186,10 @@ async fn liveness_beats_every_second() {
     }
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
     let elapsed = started.elapsed();
-    assert!(elapsed < Duration::from_secs(4), "three beats took {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(4),
+        "three beats took {elapsed:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -175,7 +207,7 @@ async fn bad_input_gets_clear_errors_and_the_host_keeps_serving() {
         (format!("{p}.component.scale.{id}"), b"{not json".to_vec(), "invalid component scale request"),
         (format!("{p}.component.scale.{id}"), br#"{"component_ref":"builtin://http-server","component_id":"x","count":1}"#.to_vec(), "built-in capability"),
         (format!("{p}.component.scale.{id}"), br#"{"component_ref":"file:///x.wasm","component_id":"a b","count":1}"#.to_vec(), "not a valid NATS subject token"),
-        (format!("{p}.component.scale.{id}"), format!(r#"{{"component_ref":"file:///x.wasm","component_id":"x","count":1,"host_id":"NOTME"}}"#).into_bytes(), "addressed to host `NOTME`"),
+        (format!("{p}.component.scale.{id}"), r#"{"component_ref":"file:///x.wasm","component_id":"x","count":1,"host_id":"NOTME"}"#.to_string().into_bytes(), "addressed to host `NOTME`"),
         (format!("{p}.component.update.{id}"), br#"{"component_id":"ghost","new_component_ref":"file:///x.wasm"}"#.to_vec(), "is not running"),
         (format!("{p}.component.frobnicate.{id}"), b"{}".to_vec(), "unsupported subject"),
         (format!("{p}.provider.stop.{id}"), br#"{"provider_id":"ghost"}"#.to_vec(), "not running"),
@@ -185,29 +217,56 @@ async fn bad_input_gets_clear_errors_and_the_host_keeps_serving() {
         (format!("{p}.link.put"), br#"{"source_id":"a","target":"b","wit_namespace":"wasi","wit_package":"http","interfaces":[]}"#.to_vec(), "at least one interface"),
     ];
     for (subject, body, want) in &cases {
-        let reply = l.client.request(subject.clone(), body.clone().into()).await.unwrap();
+        let reply = l
+            .client
+            .request(subject.clone(), body.clone().into())
+            .await
+            .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
         assert_eq!(v["success"], false, "{subject}: {v}");
         let msg = v["message"].as_str().unwrap();
-        assert!(msg.contains(want), "{subject}: expected `{want}` in `{msg}`");
+        assert!(
+            msg.contains(want),
+            "{subject}: expected `{want}` in `{msg}`"
+        );
     }
     // Failures that happen after the acknowledgement arrive as events.
     let failing = [
-        (format!("file://{}", not_wasm.display()), "not a WebAssembly binary"),
-        (format!("file://{}", core.display()), "core WebAssembly module, not a component"),
+        (
+            format!("file://{}", not_wasm.display()),
+            "not a WebAssembly binary",
+        ),
+        (
+            format!("file://{}", core.display()),
+            "core WebAssembly module, not a component",
+        ),
         ("file:///does/not/exist.wasm".to_string(), "cannot read"),
     ];
     for (i, (image, want)) in failing.iter().enumerate() {
         let cid = format!("bad{i}");
         let ev = scale(&mut l, id, image, &cid, 1).await.unwrap();
-        assert!(ev["type"].as_str().unwrap().ends_with("component_scale_failed"), "{ev}");
+        assert!(
+            ev["type"]
+                .as_str()
+                .unwrap()
+                .ends_with("component_scale_failed"),
+            "{ev}"
+        );
         let err = ev["data"]["error"].as_str().unwrap();
         assert!(err.contains(want), "expected `{want}` in `{err}`");
     }
     // The host still answers and runs components.
-    scale(&mut l, id, &hello_ref().unwrap(), "good", 1).await.unwrap();
+    scale(&mut l, id, &hello_ref().unwrap(), "good", 1)
+        .await
+        .unwrap();
     let inv = l.ctl.get_host_inventory(id).await.unwrap();
-    assert_eq!(inv.components.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), vec!["good"]);
+    assert_eq!(
+        inv.components
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["good"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -216,5 +275,8 @@ async fn unknown_host_id_gets_an_error_that_says_what_to_do() {
     let _host = l.host().await.unwrap();
     let err = l.ctl.get_host_inventory("NDOESNOTEXIST").await.unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("NDOESNOTEXIST") || msg.contains("no host"), "{msg}");
+    assert!(
+        msg.contains("NDOESNOTEXIST") || msg.contains("no host"),
+        "{msg}"
+    );
 }

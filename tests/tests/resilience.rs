@@ -9,7 +9,9 @@ use trellis_tests::eventually;
 async fn nats_restart_host_comes_back_and_keeps_serving_http() {
     let mut l = TestLattice::start().await.unwrap();
     let host = l.host().await.unwrap();
-    scale(&mut l, host.id(), &hello_ref().unwrap(), "hello", 2).await.unwrap();
+    scale(&mut l, host.id(), &hello_ref().unwrap(), "hello", 2)
+        .await
+        .unwrap();
     let port = expose_http(&mut l, host.id(), "hello").await.unwrap();
     http_until(port, "/", 200).await.unwrap();
     l.nats.kill().unwrap();
@@ -20,13 +22,18 @@ async fn nats_restart_host_comes_back_and_keeps_serving_http() {
     let id = host.id().to_string();
     eventually(WAIT, || async {
         let hosts = l.ctl.ping_hosts().await?;
-        anyhow::ensure!(hosts.iter().any(|h| h.id == id), "host not back yet: {hosts:?}");
+        anyhow::ensure!(
+            hosts.iter().any(|h| h.id == id),
+            "host not back yet: {hosts:?}"
+        );
         Ok(())
     })
     .await
     .unwrap();
     // Control still works after the restart: a new component scales.
-    scale(&mut l, host.id(), &hello_ref().unwrap(), "after", 1).await.unwrap();
+    scale(&mut l, host.id(), &hello_ref().unwrap(), "after", 1)
+        .await
+        .unwrap();
     let inv = l.ctl.get_host_inventory(host.id()).await.unwrap();
     assert_eq!(inv.components.len(), 2);
     assert_eq!(http_get(port, "/").await.unwrap().0, 200);

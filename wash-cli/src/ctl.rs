@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use trellis_interfaces::client::{CtlClient, CtlClientError, CtlClientErrorKind};
-use trellis_interfaces::inventory::{ComponentDescription, Host, HostInventory, ProviderDescription};
+use trellis_interfaces::inventory::{
+    ComponentDescription, Host, HostInventory, ProviderDescription,
+};
 
 use crate::output::OutputKind;
 
@@ -190,7 +192,10 @@ impl Lattice {
     pub async fn inventories(&self) -> anyhow::Result<Vec<HostInventory>> {
         let hosts = self.hosts().await?;
         let lookups = hosts.iter().map(|h| self.inventory(&h.id));
-        futures::future::join_all(lookups).await.into_iter().collect()
+        futures::future::join_all(lookups)
+            .await
+            .into_iter()
+            .collect()
     }
 
     /// The component `id` on `host_id`, or on every host running it if no host
@@ -218,7 +223,9 @@ impl Lattice {
         host_id: Option<&str>,
     ) -> anyhow::Result<Vec<(String, ProviderDescription)>> {
         let found = self
-            .find(host_id, |inv| inv.providers.iter().find(|p| p.id == id).cloned())
+            .find(host_id, |inv| {
+                inv.providers.iter().find(|p| p.id == id).cloned()
+            })
             .await?;
         if found.is_empty() {
             return Err(not_running("provider", id, self.name(), host_id));
@@ -271,10 +278,12 @@ fn connect_error(url: &str, error: &async_nats::ConnectError) -> anyhow::Error {
             "NATS at {url} refused the connection ({error}): this wash connects without \
              credentials; use a NATS server or account that allows anonymous clients"
         ),
-        Kind::ServerParse => anyhow!(
-            "`{url}` is not a valid NATS URL ({error}): write it as nats://HOST:PORT"
-        ),
-        Kind::Tls => anyhow!("TLS with NATS at {url} failed ({error}): check the server's TLS setup"),
+        Kind::ServerParse => {
+            anyhow!("`{url}` is not a valid NATS URL ({error}): write it as nats://HOST:PORT")
+        }
+        Kind::Tls => {
+            anyhow!("TLS with NATS at {url} failed ({error}): check the server's TLS setup")
+        }
     }
 }
 

@@ -228,7 +228,10 @@ mod tests {
             ..Default::default()
         };
         let text = inventory_text(&inventory);
-        assert!(text.starts_with("Host NHOST (brave-otter-1), version 0.1.0, up 1m 5s"), "{text}");
+        assert!(
+            text.starts_with("Host NHOST (brave-otter-1), version 0.1.0, up 1m 5s"),
+            "{text}"
+        );
         let row = text.lines().find(|l| l.starts_with("hello")).unwrap();
         assert_eq!(
             row.split_whitespace().collect::<Vec<_>>(),

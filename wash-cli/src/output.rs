@@ -74,10 +74,10 @@ impl Report {
     /// The JSON document this report prints with `--output json`.
     pub fn json(&self) -> Value {
         let mut json = self.json.clone();
-        if !self.warnings.is_empty() {
-            if let Value::Object(object) = &mut json {
-                object.insert("warnings".into(), json!(self.warnings));
-            }
+        if !self.warnings.is_empty()
+            && let Value::Object(object) = &mut json
+        {
+            object.insert("warnings".into(), json!(self.warnings));
         }
         json
     }

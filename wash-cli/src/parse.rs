@@ -54,10 +54,11 @@ pub fn resolve_ref(input: &str) -> String {
     }
     let candidate = input.strip_prefix("file://").unwrap_or(input);
     let looks_like_path = input.starts_with("file://") || !input.contains("://");
-    if looks_like_path && Path::new(candidate).exists() {
-        if let Ok(absolute) = std::fs::canonicalize(candidate) {
-            return format!("file://{}", absolute.display());
-        }
+    if looks_like_path
+        && Path::new(candidate).exists()
+        && let Ok(absolute) = std::fs::canonicalize(candidate)
+    {
+        return format!("file://{}", absolute.display());
     }
     input.to_string()
 }
@@ -73,7 +74,10 @@ mod tests {
             ("address".into(), "0.0.0.0:8080".into())
         );
         assert_eq!(key_value("a=b=c").unwrap(), ("a".into(), "b=c".into()));
-        assert_eq!(key_value("empty=").unwrap(), ("empty".into(), String::new()));
+        assert_eq!(
+            key_value("empty=").unwrap(),
+            ("empty".into(), String::new())
+        );
         assert!(key_value("novalue").unwrap_err().contains("key=value"));
         assert!(key_value("=v").unwrap_err().contains("empty key"));
     }
@@ -106,7 +110,10 @@ mod tests {
         );
         let dir = std::env::current_dir().unwrap();
         // Cargo runs unit tests in the crate directory, which has a Cargo.toml.
-        let want = format!("file://{}", dir.join("Cargo.toml").canonicalize().unwrap().display());
+        let want = format!(
+            "file://{}",
+            dir.join("Cargo.toml").canonicalize().unwrap().display()
+        );
         assert_eq!(resolve_ref("Cargo.toml"), want);
         assert_eq!(resolve_ref("file://Cargo.toml"), want);
         assert_eq!(resolve_ref("no-such-file.wasm"), "no-such-file.wasm");

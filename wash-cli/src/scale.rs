@@ -130,10 +130,8 @@ pub async fn scale(
     let (Some(events), Some(deadline)) = (events.as_mut(), wait) else {
         return Ok(warnings);
     };
-    let expected: BTreeMap<String, &ScaleComponentCommand> = commands
-        .iter()
-        .map(|c| (c.host_id.clone(), c))
-        .collect();
+    let expected: BTreeMap<String, &ScaleComponentCommand> =
+        commands.iter().map(|c| (c.host_id.clone(), c)).collect();
     let pending: BTreeSet<String> = expected.keys().cloned().collect();
     let outcome = events
         .settle(pending, deadline, |_, event| {
@@ -168,8 +166,12 @@ fn confirmation<'a>(
         }
         LatticeEvent::ComponentScaleFailed(failed) => {
             let command = expected(&failed.host_id)?;
-            (failed.component_id == command.component_id)
-                .then(|| (failed.host_id.clone(), Settled::Failed(failed.error.clone())))
+            (failed.component_id == command.component_id).then(|| {
+                (
+                    failed.host_id.clone(),
+                    Settled::Failed(failed.error.clone()),
+                )
+            })
         }
         _ => None,
     }

@@ -121,8 +121,8 @@ async fn component(
         Some(host) => host,
         None => {
             let constraints = parse::into_map(args.constraints);
-            let auction = lattice
-                .with_auction_timeout(auction_window(args.auction_timeout_ms, timeout_ms));
+            let auction =
+                lattice.with_auction_timeout(auction_window(args.auction_timeout_ms, timeout_ms));
             let acks = auction
                 .auction_component(ComponentAuctionRequest {
                     component_ref: component_ref.clone(),
@@ -134,7 +134,9 @@ async fn component(
             match acks.into_iter().next() {
                 Some(ack) => ack.host_id,
                 None => {
-                    return Err(no_bid(lattice, "component", &args.component_id, &constraints).await);
+                    return Err(
+                        no_bid(lattice, "component", &args.component_id, &constraints).await,
+                    );
                 }
             }
         }
@@ -182,8 +184,8 @@ async fn provider(
         Some(host) => host,
         None => {
             let constraints = parse::into_map(args.constraints);
-            let auction = lattice
-                .with_auction_timeout(auction_window(args.auction_timeout_ms, timeout_ms));
+            let auction =
+                lattice.with_auction_timeout(auction_window(args.auction_timeout_ms, timeout_ms));
             let acks = auction
                 .auction_provider(ProviderAuctionRequest {
                     provider_ref: provider_ref.clone(),
@@ -279,7 +281,12 @@ fn auction_window(auction_timeout_ms: Option<u64>, timeout_ms: u64) -> Duration 
 }
 
 /// The error for an auction nobody bid in: no host at all, or none that fits.
-async fn no_bid(lattice: &Lattice, kind: &str, id: &str, constraints: &Constraints) -> anyhow::Error {
+async fn no_bid(
+    lattice: &Lattice,
+    kind: &str,
+    id: &str,
+    constraints: &Constraints,
+) -> anyhow::Error {
     if let Err(no_hosts) = lattice.hosts().await {
         return no_hosts;
     }

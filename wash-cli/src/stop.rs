@@ -30,7 +30,9 @@ pub const DEFAULT_HOST_TIMEOUT_MS: u64 = 2_000;
 #[derive(Subcommand, Debug, Clone)]
 pub enum StopCommand {
     /// Stop a component (scale it to 0) on its host(s)
-    #[command(after_help = "Example:\n  wash stop component hello\n  wash stop component hello --host-id NBQ4…XYZ")]
+    #[command(
+        after_help = "Example:\n  wash stop component hello\n  wash stop component hello --host-id NBQ4…XYZ"
+    )]
     Component(StopComponentArgs),
     /// Stop a capability provider on its host(s)
     #[command(after_help = "Example:\n  wash stop provider web")]
@@ -118,9 +120,15 @@ async fn component(lattice: &Lattice, args: StopComponentArgs) -> anyhow::Result
     let warnings = scale::scale(lattice, commands, wait).await?;
     let hosts = host_ids.join(", ");
     let text = if args.skip_wait {
-        format!("Host(s) {hosts} accepted stopping component `{}`", args.component_id)
+        format!(
+            "Host(s) {hosts} accepted stopping component `{}`",
+            args.component_id
+        )
     } else {
-        format!("Component `{}` stopped on host(s) {hosts}", args.component_id)
+        format!(
+            "Component `{}` stopped on host(s) {hosts}",
+            args.component_id
+        )
     };
     Ok(Report::action(
         text,
@@ -158,7 +166,9 @@ async fn provider(lattice: &Lattice, args: StopProviderArgs) -> anyhow::Result<R
         let pending: BTreeSet<String> = host_ids.iter().cloned().collect();
         let outcome = events
             .settle(pending, deadline, |_, event| match event {
-                LatticeEvent::ProviderStopped(stopped) if stopped.provider_id == args.provider_id => {
+                LatticeEvent::ProviderStopped(stopped)
+                    if stopped.provider_id == args.provider_id =>
+                {
                     Some((stopped.host_id.clone(), Settled::Done))
                 }
                 _ => None,
@@ -185,7 +195,10 @@ async fn host(lattice: &Lattice, args: StopHostArgs) -> anyhow::Result<Report> {
     };
     let reply = lattice
         .ctl
-        .stop_host(&args.host_id, Some(Duration::from_millis(args.host_timeout)))
+        .stop_host(
+            &args.host_id,
+            Some(Duration::from_millis(args.host_timeout)),
+        )
         .await
         .map_err(|e| lattice.explain(e, Target::Host(&args.host_id)))?;
     if let Some(events) = events.as_mut() {

@@ -137,7 +137,10 @@ fn update_confirmation(
             Some((scaled.host_id.clone(), Settled::Done))
         }
         LatticeEvent::ComponentScaleFailed(failed) if failed.component_id == component_id => {
-            Some((failed.host_id.clone(), Settled::Failed(failed.error.clone())))
+            Some((
+                failed.host_id.clone(),
+                Settled::Failed(failed.error.clone()),
+            ))
         }
         _ => None,
     }

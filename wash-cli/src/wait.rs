@@ -94,10 +94,10 @@ impl EventWait {
             let Ok(event) = envelope.decode() else {
                 continue;
             };
-            if let Some((key, outcome)) = classify(&envelope, &event) {
-                if pending.remove(&key) {
-                    settled.insert(key, outcome);
-                }
+            if let Some((key, outcome)) = classify(&envelope, &event)
+                && pending.remove(&key)
+            {
+                settled.insert(key, outcome);
             }
         }
         WaitOutcome {

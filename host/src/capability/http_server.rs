@@ -86,7 +86,9 @@ fn path_matches(prefix: &str, path: &str) -> bool {
     let prefix = prefix.trim_end_matches('/');
     prefix.is_empty()
         || path == prefix
-        || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/'))
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// Whether `image_ref` names the built-in HTTP server.
@@ -155,14 +157,19 @@ pub(crate) fn desired_routes(
                     }
                 }
                 RoutingMode::Path => {
-                    let path = link_config.get("path").cloned().unwrap_or_else(|| "/".into());
+                    let path = link_config
+                        .get("path")
+                        .cloned()
+                        .unwrap_or_else(|| "/".into());
                     routes.paths.insert(path, link.target.clone());
                 }
                 RoutingMode::Host { .. } => match link_config.get("host") {
                     Some(h) => {
                         routes.hosts.insert(h.clone(), link.target.clone());
                     }
-                    None => tracing::error!(provider_id, target = %link.target, "host routing needs a `host` key in the link's source config"),
+                    None => {
+                        tracing::error!(provider_id, target = %link.target, "host routing needs a `host` key in the link's source config")
+                    }
                 },
             }
         }
@@ -171,9 +178,7 @@ pub(crate) fn desired_routes(
 }
 
 fn parse_address(address: &str) -> Result<SocketAddr, std::net::AddrParseError> {
-    address
-        .parse()
-        .or_else(|_| format!("{address}:80").parse())
+    address.parse().or_else(|_| format!("{address}:80").parse())
 }
 
 struct Listener {
@@ -189,8 +194,14 @@ pub struct HttpIngress {
 
 impl HttpIngress {
     /// Binds, re-routes and closes listeners to match `desired`.
-    pub(crate) fn apply(&self, desired: BTreeMap<SocketAddr, ListenerRoutes>, host: &Arc<HostInner>) {
-        let Ok(mut listeners) = self.listeners.lock() else { return };
+    pub(crate) fn apply(
+        &self,
+        desired: BTreeMap<SocketAddr, ListenerRoutes>,
+        host: &Arc<HostInner>,
+    ) {
+        let Ok(mut listeners) = self.listeners.lock() else {
+            return;
+        };
         listeners.retain(|addr, l| {
             let keep = desired.contains_key(addr);
             if !keep {
@@ -210,7 +221,12 @@ impl HttpIngress {
                 Ok(socket) => {
                     let routes = Arc::new(RwLock::new(routes));
                     let (stop, stop_rx) = watch::channel(false);
-                    tokio::spawn(accept_loop(socket, routes.clone(), Arc::downgrade(host), stop_rx));
+                    tokio::spawn(accept_loop(
+                        socket,
+                        routes.clone(),
+                        Arc::downgrade(host),
+                        stop_rx,
+                    ));
                     tracing::info!(%addr, "HTTP listener started");
                     listeners.insert(addr, Listener { routes, stop });
                 }
@@ -291,7 +307,10 @@ async fn handle(
         .ok()
         .and_then(|r| r.route(req.uri().path(), req.headers()).map(str::to_string));
     let Some(target) = target else {
-        return plain(http::StatusCode::NOT_FOUND, "no component is linked to this route\n".into());
+        return plain(
+            http::StatusCode::NOT_FOUND,
+            "no component is linked to this route\n".into(),
+        );
     };
     let Some(component) = host.upgrade().and_then(|h| h.component(&target)) else {
         return plain(
@@ -343,7 +362,9 @@ mod tests {
     #[test]
     fn host_routing_ignores_the_port() {
         let routes = ListenerRoutes {
-            mode: RoutingMode::Host { header: "host".into() },
+            mode: RoutingMode::Host {
+                header: "host".into(),
+            },
             hosts: BTreeMap::from([("a.example".to_string(), "a".to_string())]),
             ..Default::default()
         };
@@ -358,6 +379,8 @@ mod tests {
     fn builtin_names() {
         assert!(is_builtin_http_server("builtin://http-server"));
         assert!(is_builtin_http_server("wasmcloud+builtin://http-server"));
-        assert!(!is_builtin_http_server("ghcr.io/wasmcloud/http-server:0.27.0"));
+        assert!(!is_builtin_http_server(
+            "ghcr.io/wasmcloud/http-server:0.27.0"
+        ));
     }
 }

@@ -13,7 +13,12 @@ impl Host for InvocationState {
             Level::Info => tracing::info!(component_id, context, "{message}"),
             Level::Warn => tracing::warn!(component_id, context, "{message}"),
             Level::Error | Level::Critical => {
-                tracing::error!(component_id, context, critical = matches!(level, Level::Critical), "{message}")
+                tracing::error!(
+                    component_id,
+                    context,
+                    critical = matches!(level, Level::Critical),
+                    "{message}"
+                )
             }
         }
     }

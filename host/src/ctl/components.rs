@@ -42,7 +42,10 @@ fn validate_id(id: &str) -> Result<(), CtlError> {
     if id.is_empty() {
         return Err(CtlError::Rejected("component_id must not be empty".into()));
     }
-    if id.chars().any(|c| c.is_whitespace() || matches!(c, '.' | '*' | '>')) {
+    if id
+        .chars()
+        .any(|c| c.is_whitespace() || matches!(c, '.' | '*' | '>'))
+    {
         return Err(CtlError::Rejected(format!(
             "component id `{id}` is not a valid NATS subject token (no spaces, `.`, `*` or `>`)"
         )));
@@ -50,7 +53,11 @@ fn validate_id(id: &str) -> Result<(), CtlError> {
     Ok(())
 }
 
-pub(super) fn scale(host: &Arc<HostInner>, host_id: &str, payload: &[u8]) -> Result<Reply, CtlError> {
+pub(super) fn scale(
+    host: &Arc<HostInner>,
+    host_id: &str,
+    payload: &[u8],
+) -> Result<Reply, CtlError> {
     let cmd: ScaleComponentCommand = parse("component scale", payload)?;
     check_host(host, &cmd.host_id)?;
     let _ = host_id;
@@ -68,22 +75,32 @@ pub(super) fn scale(host: &Arc<HostInner>, host_id: &str, payload: &[u8]) -> Res
         }
     }
     let mut warning = String::new();
-    if let Some(existing) = host.component(&cmd.component_id) {
-        if cmd.max_instances > 0 && existing.image_ref() != cmd.component_ref && !cmd.allow_update {
-            warning = format!(
-                "component `{}` is already running from `{}`; scaling it but keeping that image (set allow_update to switch to `{}`)",
-                cmd.component_id,
-                existing.image_ref(),
-                cmd.component_ref
-            );
-        }
+    if let Some(existing) = host.component(&cmd.component_id)
+        && cmd.max_instances > 0
+        && existing.image_ref() != cmd.component_ref
+        && !cmd.allow_update
+    {
+        warning = format!(
+            "component `{}` is already running from `{}`; scaling it but keeping that image (set allow_update to switch to `{}`)",
+            cmd.component_id,
+            existing.image_ref(),
+            cmd.component_ref
+        );
     }
     let task_host = host.clone();
     tokio::spawn(async move { scale_task(task_host, cmd).await });
-    Ok(if warning.is_empty() { Reply::ok() } else { Reply::warning(warning) })
+    Ok(if warning.is_empty() {
+        Reply::ok()
+    } else {
+        Reply::warning(warning)
+    })
 }
 
-pub(super) fn update(host: &Arc<HostInner>, _host_id: &str, payload: &[u8]) -> Result<Reply, CtlError> {
+pub(super) fn update(
+    host: &Arc<HostInner>,
+    _host_id: &str,
+    payload: &[u8],
+) -> Result<Reply, CtlError> {
     let cmd: UpdateComponentCommand = parse("component update", payload)?;
     check_host(host, &cmd.host_id)?;
     let Some(existing) = host.component(&cmd.component_id) else {
@@ -104,8 +121,23 @@ pub(super) fn update(host: &Arc<HostInner>, _host_id: &str, payload: &[u8]) -> R
         let lock = task_host.component_lock(&cmd.component_id);
         let _guard = lock.lock().await;
         let annotations = cmd.annotations.clone();
-        if let Err(error) = replace_image(&task_host, &cmd.component_id, &cmd.new_component_ref, annotations).await {
-            publish_failed(&task_host, &cmd.component_id, &cmd.new_component_ref, 0, BTreeMap::new(), error).await;
+        if let Err(error) = replace_image(
+            &task_host,
+            &cmd.component_id,
+            &cmd.new_component_ref,
+            annotations,
+        )
+        .await
+        {
+            publish_failed(
+                &task_host,
+                &cmd.component_id,
+                &cmd.new_component_ref,
+                0,
+                BTreeMap::new(),
+                error,
+            )
+            .await;
         }
     });
     Ok(Reply::ok())
@@ -126,7 +158,14 @@ async fn scale_task(host: Arc<HostInner>, cmd: ScaleComponentCommand) {
             let next = Arc::new(current.rescaled(cmd.max_instances, annotations.clone()));
             swap(&host, &id, next.clone(), Some(&cmd.config));
             let image_ref = next.image_ref().to_string();
-            publish_scaled(&host, &id, &image_ref, cmd.max_instances, annotations.clone()).await;
+            publish_scaled(
+                &host,
+                &id,
+                &image_ref,
+                cmd.max_instances,
+                annotations.clone(),
+            )
+            .await;
             if cmd.allow_update && current.image_ref() != cmd.component_ref {
                 replace_image(&host, &id, &cmd.component_ref, Some(annotations.clone())).await
             } else {
@@ -136,7 +175,15 @@ async fn scale_task(host: Arc<HostInner>, cmd: ScaleComponentCommand) {
         None => start_new(&host, &cmd, annotations.clone()).await,
     };
     if let Err(error) = result {
-        publish_failed(&host, &id, &cmd.component_ref, cmd.max_instances, annotations, error).await;
+        publish_failed(
+            &host,
+            &id,
+            &cmd.component_ref,
+            cmd.max_instances,
+            annotations,
+            error,
+        )
+        .await;
     }
 }
 
@@ -146,7 +193,11 @@ async fn start_new(
     annotations: BTreeMap<String, String>,
 ) -> Result<(), String> {
     let started = std::time::Instant::now();
-    let bytes = host.fetcher.fetch(&cmd.component_ref).await.map_err(|e| e.to_string())?;
+    let bytes = host
+        .fetcher
+        .fetch(&cmd.component_ref)
+        .await
+        .map_err(|e| e.to_string())?;
     let runtime = host.runtime.clone();
     let compiled = tokio::task::spawn_blocking(move || compile(&runtime, &bytes))
         .await
@@ -192,7 +243,14 @@ async fn start_new(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "component started"
     );
-    publish_scaled(host, &cmd.component_id, &cmd.component_ref, cmd.max_instances, annotations).await;
+    publish_scaled(
+        host,
+        &cmd.component_id,
+        &cmd.component_ref,
+        cmd.max_instances,
+        annotations,
+    )
+    .await;
     Ok(())
 }
 
@@ -206,14 +264,15 @@ fn execution_limit(cmd: &ScaleComponentCommand) -> Option<Duration> {
 
 /// Swaps a new generation in. In-flight invocations finish on the old one.
 fn swap(host: &HostInner, id: &str, next: Arc<RunningComponent>, config: Option<&Vec<String>>) {
-    if let Ok(mut components) = host.components.write() {
-        if let Some(slot) = components.get_mut(id) {
-            slot.current = next;
-            if let Some(names) = config {
-                if !names.is_empty() && *names != slot.config_names {
-                    slot.config_names = names.clone();
-                }
-            }
+    if let Ok(mut components) = host.components.write()
+        && let Some(slot) = components.get_mut(id)
+    {
+        slot.current = next;
+        if let Some(names) = config
+            && !names.is_empty()
+            && *names != slot.config_names
+        {
+            slot.config_names = names.clone();
         }
     }
     host.refresh_component_config(None);
@@ -229,9 +288,15 @@ async fn replace_image(
     annotations: Option<BTreeMap<String, String>>,
 ) -> Result<(), String> {
     let Some(current) = host.component(id) else {
-        return Err(format!("component `{id}` stopped before it could be updated"));
+        return Err(format!(
+            "component `{id}` stopped before it could be updated"
+        ));
     };
-    let bytes = host.fetcher.fetch(new_ref).await.map_err(|e| e.to_string())?;
+    let bytes = host
+        .fetcher
+        .fetch(new_ref)
+        .await
+        .map_err(|e| e.to_string())?;
     let runtime = host.runtime.clone();
     let compiled = tokio::task::spawn_blocking(move || compile(&runtime, &bytes))
         .await
@@ -264,7 +329,11 @@ async fn replace_image(
     tokio::spawn(async move {
         let left = current.drain(drain_timeout).await;
         if left > 0 {
-            tracing::warn!(component_id = current.id(), left, "old generation did not drain in time");
+            tracing::warn!(
+                component_id = current.id(),
+                left,
+                "old generation did not drain in time"
+            );
         }
     });
     tracing::info!(component_id = id, image_ref = new_ref, "component updated");
@@ -287,7 +356,11 @@ async fn stop_component(
         host.inventory_changed.notify_one();
         let left = slot.current.drain(host.config.drain_timeout).await;
         if left > 0 {
-            tracing::warn!(component_id = id, left, "stopped with invocations still running");
+            tracing::warn!(
+                component_id = id,
+                left,
+                "stopped with invocations still running"
+            );
         }
         tracing::info!(component_id = id, "component stopped");
     }
@@ -301,7 +374,9 @@ async fn ensure_spec(host: &HostInner, id: &str, image_ref: &str) {
         url: image_ref.to_string(),
         links: Vec::new(),
     };
-    let Ok(bytes) = serde_json::to_vec(&spec) else { return };
+    let Ok(bytes) = serde_json::to_vec(&spec) else {
+        return;
+    };
     if let Ok(None) = host.data.lattice.get(key.as_str()).await {
         // `create` fails if another writer got there first, which is fine.
         let _ = host.data.lattice.create(key.as_str(), bytes.into()).await;

@@ -36,8 +36,11 @@ pub(super) async fn get(host: &HostInner, name: &str) -> Result<Reply, CtlError>
     match value {
         None => Ok(Reply::warning("Configuration not found".into())),
         Some(bytes) => {
-            let values: HashMap<String, String> = serde_json::from_slice(&bytes)
-                .map_err(|e| CtlError::Store(format!("config `{name}` is not a JSON object of strings: {e}")))?;
+            let values: HashMap<String, String> = serde_json::from_slice(&bytes).map_err(|e| {
+                CtlError::Store(format!(
+                    "config `{name}` is not a JSON object of strings: {e}"
+                ))
+            })?;
             Ok(Reply::with(&values))
         }
     }

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use trellis_interfaces::ctl::{HostLabel, HostLabelIdentifier, RegistryCredentialMap, StopHostCommand};
+use trellis_interfaces::ctl::{
+    HostLabel, HostLabelIdentifier, RegistryCredentialMap, StopHostCommand,
+};
 use trellis_interfaces::event::{LabelsChanged, LatticeEvent};
 use trellis_interfaces::inventory::Host;
 
@@ -28,7 +30,11 @@ pub(super) fn ping(host: &HostInner) -> Host {
     }
 }
 
-pub(super) fn stop(host: &Arc<HostInner>, _host_id: &str, payload: &[u8]) -> Result<Reply, CtlError> {
+pub(super) fn stop(
+    host: &Arc<HostInner>,
+    _host_id: &str,
+    payload: &[u8],
+) -> Result<Reply, CtlError> {
     let cmd: StopHostCommand = parse_or_default("host stop", payload)?;
     check_host(host, &cmd.host_id)?;
     let host = host.clone();
@@ -57,7 +63,11 @@ fn check_label_key(key: &str) -> Result<(), CtlError> {
     Ok(())
 }
 
-pub(super) async fn put_label(host: &HostInner, _host_id: &str, payload: &[u8]) -> Result<Reply, CtlError> {
+pub(super) async fn put_label(
+    host: &HostInner,
+    _host_id: &str,
+    payload: &[u8],
+) -> Result<Reply, CtlError> {
     let label: HostLabel = parse("label put", payload)?;
     check_label_key(&label.key)?;
     if let Ok(mut labels) = host.labels.write() {
@@ -67,7 +77,11 @@ pub(super) async fn put_label(host: &HostInner, _host_id: &str, payload: &[u8]) 
     Ok(Reply::ok())
 }
 
-pub(super) async fn delete_label(host: &HostInner, _host_id: &str, payload: &[u8]) -> Result<Reply, CtlError> {
+pub(super) async fn delete_label(
+    host: &HostInner,
+    _host_id: &str,
+    payload: &[u8],
+) -> Result<Reply, CtlError> {
     let label: HostLabelIdentifier = parse("label delete", payload)?;
     check_label_key(&label.key)?;
     let removed = host
@@ -76,7 +90,10 @@ pub(super) async fn delete_label(host: &HostInner, _host_id: &str, payload: &[u8
         .map(|mut l| l.remove(&label.key).is_some())
         .unwrap_or(false);
     if !removed {
-        return Err(CtlError::Rejected(format!("host `{}` has no label `{}`", host.id, label.key)));
+        return Err(CtlError::Rejected(format!(
+            "host `{}` has no label `{}`",
+            host.id, label.key
+        )));
     }
     labels_changed(host).await;
     Ok(Reply::ok())

@@ -4,7 +4,9 @@
 //! concurrency, so two hosts putting links on one source never lose one.
 
 use trellis_interfaces::event::{LatticeEvent, LinkdefDeleted, LinkdefSetFailed};
-use trellis_interfaces::link::{ComponentSpecification, DeleteInterfaceLinkDefinitionRequest, Link};
+use trellis_interfaces::link::{
+    ComponentSpecification, DeleteInterfaceLinkDefinitionRequest, Link,
+};
 use trellis_interfaces::subject;
 
 use super::{CtlError, Reply, parse};
@@ -42,11 +44,16 @@ async fn put_link(host: &HostInner, link: &Link) -> Result<(), CtlError> {
         ("wit_package", &link.wit_package),
     ] {
         if field.1.is_empty() {
-            return Err(CtlError::Rejected(format!("link field `{}` must not be empty", field.0)));
+            return Err(CtlError::Rejected(format!(
+                "link field `{}` must not be empty",
+                field.0
+            )));
         }
     }
     if link.interfaces.is_empty() {
-        return Err(CtlError::Rejected("link must name at least one interface".into()));
+        return Err(CtlError::Rejected(
+            "link must name at least one interface".into(),
+        ));
     }
     for name in link.source_config.iter().chain(&link.target_config) {
         let exists = host
@@ -63,7 +70,8 @@ async fn put_link(host: &HostInner, link: &Link) -> Result<(), CtlError> {
         }
     }
     update_spec(host, &link.source_id, |spec| {
-        spec.put_link(link.clone()).map_err(|e| CtlError::Rejected(e.to_string()))
+        spec.put_link(link.clone())
+            .map_err(|e| CtlError::Rejected(e.to_string()))
     })
     .await
     .map(|_| ())
@@ -109,18 +117,26 @@ pub(super) fn get(host: &HostInner) -> Result<Reply, CtlError> {
 }
 
 /// Read-modify-write of `COMPONENT_{id}` with the KV revision as a guard.
-async fn update_spec<F>(host: &HostInner, id: &str, mut change: F) -> Result<ComponentSpecification, CtlError>
+async fn update_spec<F>(
+    host: &HostInner,
+    id: &str,
+    mut change: F,
+) -> Result<ComponentSpecification, CtlError>
 where
     F: FnMut(&mut ComponentSpecification) -> Result<(), CtlError>,
 {
     let key = subject::component_spec_key(id);
     let kv = &host.data.lattice;
     for _ in 0..SPEC_UPDATE_ATTEMPTS {
-        let entry = kv.entry(key.as_str()).await.map_err(|e| CtlError::Store(e.to_string()))?;
+        let entry = kv
+            .entry(key.as_str())
+            .await
+            .map_err(|e| CtlError::Store(e.to_string()))?;
         let (mut spec, revision) = match &entry {
             Some(e) if !e.value.is_empty() => (
-                serde_json::from_slice::<ComponentSpecification>(&e.value)
-                    .map_err(|err| CtlError::Store(format!("stored spec `{key}` is malformed: {err}")))?,
+                serde_json::from_slice::<ComponentSpecification>(&e.value).map_err(|err| {
+                    CtlError::Store(format!("stored spec `{key}` is malformed: {err}"))
+                })?,
                 Some(e.revision),
             ),
             Some(e) => (ComponentSpecification::default(), Some(e.revision)),
@@ -129,8 +145,16 @@ where
         change(&mut spec)?;
         let bytes = serde_json::to_vec(&spec).map_err(|e| CtlError::Store(e.to_string()))?;
         let written = match revision {
-            Some(rev) => kv.update(key.as_str(), bytes.into(), rev).await.map(|_| ()).map_err(|e| e.to_string()),
-            None => kv.create(key.as_str(), bytes.into()).await.map(|_| ()).map_err(|e| e.to_string()),
+            Some(rev) => kv
+                .update(key.as_str(), bytes.into(), rev)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            None => kv
+                .create(key.as_str(), bytes.into())
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
         };
         match written {
             Ok(()) => return Ok(spec),

@@ -126,10 +126,14 @@ pub(crate) async fn serve(host: Arc<HostInner>) -> Result<(), HostError> {
     ];
     let mut subs = Vec::new();
     for subject in plain {
-        let sub = host.nats.subscribe(subject.clone()).await.map_err(|e| HostError::Subscribe {
-            subject,
-            reason: e.to_string(),
-        })?;
+        let sub = host
+            .nats
+            .subscribe(subject.clone())
+            .await
+            .map_err(|e| HostError::Subscribe {
+                subject,
+                reason: e.to_string(),
+            })?;
         subs.push(sub);
     }
     for (subject, group) in queued {
@@ -198,7 +202,11 @@ async fn dispatch(host: Arc<HostInner>, subjects: &CtlSubjects, msg: async_nats:
     }
 }
 
-async fn handle(host: &Arc<HostInner>, op: CtlOperation, payload: &[u8]) -> Result<Reply, CtlError> {
+async fn handle(
+    host: &Arc<HostInner>,
+    op: CtlOperation,
+    payload: &[u8],
+) -> Result<Reply, CtlError> {
     match op {
         CtlOperation::ComponentAuction => components::auction(host, payload),
         CtlOperation::ComponentScale { host_id } => components::scale(host, &host_id, payload),
@@ -219,7 +227,9 @@ async fn handle(host: &Arc<HostInner>, op: CtlOperation, payload: &[u8]) -> Resu
         CtlOperation::LabelPut { host_id } => host_ops::put_label(host, &host_id, payload).await,
         CtlOperation::LabelDel { host_id } => host_ops::delete_label(host, &host_id, payload).await,
         CtlOperation::RegistryPut => host_ops::registry_put(host, payload),
-        other => Err(CtlError::Rejected(format!("operation {other:?} is not supported by this host"))),
+        other => Err(CtlError::Rejected(format!(
+            "operation {other:?} is not supported by this host"
+        ))),
     }
 }
 

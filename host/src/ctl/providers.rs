@@ -10,7 +10,9 @@ use std::sync::Arc;
 use trellis_interfaces::ctl::{
     ProviderAuctionAck, ProviderAuctionRequest, StartProviderCommand, StopProviderCommand,
 };
-use trellis_interfaces::event::{LatticeEvent, ProviderStartFailed, ProviderStarted, ProviderStopped};
+use trellis_interfaces::event::{
+    LatticeEvent, ProviderStartFailed, ProviderStarted, ProviderStopped,
+};
 
 use super::{CtlError, Reply, check_host, parse};
 use crate::capability::http_server::is_builtin_http_server;
@@ -23,7 +25,10 @@ fn supported(provider_ref: &str) -> bool {
 pub(super) fn auction(host: &HostInner, payload: &[u8]) -> Result<Reply, CtlError> {
     let req: ProviderAuctionRequest = parse("provider auction", payload)?;
     let labels = host.labels_snapshot();
-    let satisfied = req.constraints.iter().all(|(k, v)| labels.get(k) == Some(v));
+    let satisfied = req
+        .constraints
+        .iter()
+        .all(|(k, v)| labels.get(k) == Some(v));
     let running = host
         .providers
         .read()
@@ -40,7 +45,11 @@ pub(super) fn auction(host: &HostInner, payload: &[u8]) -> Result<Reply, CtlErro
     }))
 }
 
-pub(super) fn start(host: &Arc<HostInner>, _host_id: &str, payload: &[u8]) -> Result<Reply, CtlError> {
+pub(super) fn start(
+    host: &Arc<HostInner>,
+    _host_id: &str,
+    payload: &[u8],
+) -> Result<Reply, CtlError> {
     let cmd: StartProviderCommand = parse("provider start", payload)?;
     check_host(host, &cmd.host_id)?;
     if cmd.provider_id.is_empty() {
@@ -52,7 +61,9 @@ pub(super) fn start(host: &Arc<HostInner>, _host_id: &str, payload: &[u8]) -> Re
         .map(|p| p.contains_key(&cmd.provider_id))
         .unwrap_or(false)
     {
-        return Err(CtlError::Rejected("provider with that ID is already running".into()));
+        return Err(CtlError::Rejected(
+            "provider with that ID is already running".into(),
+        ));
     }
     let task_host = host.clone();
     tokio::spawn(async move {
@@ -102,7 +113,11 @@ pub(super) fn start(host: &Arc<HostInner>, _host_id: &str, payload: &[u8]) -> Re
     Ok(Reply::ok())
 }
 
-pub(super) async fn stop(host: &Arc<HostInner>, _host_id: &str, payload: &[u8]) -> Result<Reply, CtlError> {
+pub(super) async fn stop(
+    host: &Arc<HostInner>,
+    _host_id: &str,
+    payload: &[u8],
+) -> Result<Reply, CtlError> {
     let cmd: StopProviderCommand = parse("provider stop", payload)?;
     check_host(host, &cmd.host_id)?;
     let removed = host

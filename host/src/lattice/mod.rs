@@ -22,7 +22,9 @@ pub const WATCH_RETRY_DELAY: Duration = Duration::from_millis(500);
 #[non_exhaustive]
 pub enum LatticeDataError {
     /// JetStream refused to create or open a bucket.
-    #[error("cannot open JetStream bucket `{bucket}`: {reason}. Is JetStream enabled on the NATS server (`nats-server -js`)?")]
+    #[error(
+        "cannot open JetStream bucket `{bucket}`: {reason}. Is JetStream enabled on the NATS server (`nats-server -js`)?"
+    )]
     Bucket {
         /// The bucket.
         bucket: String,

@@ -92,7 +92,10 @@ impl LatticeView {
 
     /// Links whose source is `id`.
     pub fn links_from(&self, id: &str) -> Vec<Link> {
-        self.specs.get(id).map(|s| s.links.clone()).unwrap_or_default()
+        self.specs
+            .get(id)
+            .map(|s| s.links.clone())
+            .unwrap_or_default()
     }
 
     /// A named config, if it exists.

@@ -45,8 +45,7 @@ impl PrecompiledCache {
     fn path_for(&self, engine: &Engine, digest: &str) -> PathBuf {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
-        self.dir
-            .join(format!("{digest}-{:016x}.cwasm", h.finish()))
+        self.dir.join(format!("{digest}-{:016x}.cwasm", h.finish()))
     }
 
     /// Loads the precompiled component for `bytes`, compiling and storing it on
@@ -77,13 +76,19 @@ impl PrecompiledCache {
     }
 }
 
-#[allow(unsafe_code, reason = "wasmtime requires unsafe to load precompiled code; the files are written only by this host into a 0700 directory and checked by wasmtime's header and compatibility hash")]
+#[allow(
+    unsafe_code,
+    reason = "wasmtime requires unsafe to load precompiled code; the files are written only by this host into a 0700 directory and checked by wasmtime's header and compatibility hash"
+)]
 fn deserialize(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
     // SAFETY: see the function's allow reason.
     unsafe { Component::deserialize_file(engine, path) }
 }
 
-#[allow(unsafe_code, reason = "the bytes were produced by `Engine::precompile_component` on this very engine a moment ago")]
+#[allow(
+    unsafe_code,
+    reason = "the bytes were produced by `Engine::precompile_component` on this very engine a moment ago"
+)]
 fn deserialize_bytes(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Component> {
     // SAFETY: see the function's allow reason.
     unsafe { Component::deserialize(engine, bytes) }
@@ -101,8 +106,10 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }

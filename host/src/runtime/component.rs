@@ -27,7 +27,9 @@ pub enum ComponentError {
     #[error("artifact is not a WebAssembly binary (no `\\0asm` header)")]
     NotWasm,
     /// A core module where a component is required.
-    #[error("artifact is a core WebAssembly module, not a component: build it for `wasm32-wasip2` or wrap it with `wasm-tools component new`")]
+    #[error(
+        "artifact is a core WebAssembly module, not a component: build it for `wasm32-wasip2` or wrap it with `wasm-tools component new`"
+    )]
     CoreModule,
     /// wasmtime could not compile it.
     #[error("cannot compile component: {0}")]
@@ -80,7 +82,9 @@ pub struct CompiledArtifact {
 pub fn compile(runtime: &Runtime, bytes: &[u8]) -> Result<CompiledArtifact, ComponentError> {
     match bytes.get(0..8) {
         Some([0, b'a', b's', b'm', 0x0d, 0x00, 0x01, 0x00]) => {}
-        Some([0, b'a', b's', b'm', 0x01, 0x00, 0x00, 0x00]) => return Err(ComponentError::CoreModule),
+        Some([0, b'a', b's', b'm', 0x01, 0x00, 0x00, 0x00]) => {
+            return Err(ComponentError::CoreModule);
+        }
         _ => return Err(ComponentError::NotWasm),
     }
     let (component, cache) = runtime
@@ -243,20 +247,17 @@ impl RunningComponent {
             .await
             .map_err(|_| InvokeError::Busy(self.id.to_string()))?
             .map_err(|_| InvokeError::Stopping(self.id.to_string()))?;
-        let slot = tokio::time::timeout(wait, self.runtime.instance_slots().clone().acquire_owned())
-            .await
-            .map_err(|_| InvokeError::Busy(self.id.to_string()))?
-            .map_err(|_| InvokeError::Stopping(self.id.to_string()))?;
+        let slot =
+            tokio::time::timeout(wait, self.runtime.instance_slots().clone().acquire_owned())
+                .await
+                .map_err(|_| InvokeError::Busy(self.id.to_string()))?
+                .map_err(|_| InvokeError::Stopping(self.id.to_string()))?;
         Ok((own, slot))
     }
 
     /// A fresh store for one invocation, with its deadline armed.
     pub fn new_store(&self) -> Store<InvocationState> {
-        let config = self
-            .config
-            .read()
-            .map(|c| c.clone())
-            .unwrap_or_default();
+        let config = self.config.read().map(|c| c.clone()).unwrap_or_default();
         let state = InvocationState::new(
             self.id.clone(),
             config,
@@ -295,7 +296,11 @@ impl RunningComponent {
             .http()
             .new_incoming_request(Scheme::Http, req)
             .map_err(trap)?;
-        let out = store.data_mut().http().new_response_outparam(sender).map_err(trap)?;
+        let out = store
+            .data_mut()
+            .http()
+            .new_response_outparam(sender)
+            .map_err(trap)?;
         let deadline = self.max_execution_time;
         let id = self.id.clone();
         let task = tokio::spawn(async move {
@@ -315,7 +320,11 @@ impl RunningComponent {
                 ))),
             };
             if let Err(e) = &result {
-                tracing::warn!(component_id = &*id, error = format!("{e:#}"), "invocation failed");
+                tracing::warn!(
+                    component_id = &*id,
+                    error = format!("{e:#}"),
+                    "invocation failed"
+                );
             }
             result
         });
@@ -348,4 +357,3 @@ pub fn error_status(e: &InvokeError) -> http::StatusCode {
         InvokeError::Trap { .. } => http::StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
-

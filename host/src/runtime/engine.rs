@@ -67,12 +67,11 @@ impl Runtime {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
         let engine = Engine::new(&wasm).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let linker = super::state::base_linker(&engine)?;
-        let cache = PrecompiledCache::open(&config.cache_dir).map_err(|source| {
-            RuntimeError::Cache {
+        let cache =
+            PrecompiledCache::open(&config.cache_dir).map_err(|source| RuntimeError::Cache {
                 path: config.cache_dir.display().to_string(),
                 source,
-            }
-        })?;
+            })?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_epoch_ticker(engine.clone(), ticker_stop.clone());
         Ok(Self {
@@ -120,7 +119,9 @@ impl Runtime {
     /// Deadline in epoch ticks for a wall-clock limit.
     pub fn deadline_ticks(limit: Duration) -> u64 {
         let tick = EPOCH_TICK.as_millis().max(1);
-        u64::try_from(limit.as_millis() / tick).unwrap_or(u64::MAX).max(1)
+        u64::try_from(limit.as_millis() / tick)
+            .unwrap_or(u64::MAX)
+            .max(1)
     }
 }
 

@@ -9,6 +9,9 @@ mod engine;
 mod state;
 
 pub use cache::PrecompiledCache;
-pub use component::{CompiledArtifact, ComponentError, ComponentParams, InvokeError, RunningComponent, SharedConfig, compile, error_status};
+pub use component::{
+    CompiledArtifact, ComponentError, ComponentParams, InvokeError, RunningComponent, SharedConfig,
+    compile, error_status,
+};
 pub use engine::{Runtime, RuntimeError};
 pub use state::InvocationState;

@@ -36,7 +36,9 @@ impl InvocationState {
         // Nothing is granted by default: no env, no args, no preopens, no
         // network. stdout/stderr of guests go to the host's log.
         wasi.inherit_stdout().inherit_stderr();
-        wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        wasi.allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
         Self {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),

@@ -2,6 +2,10 @@
 //! control client + event watcher), deploying `http-hello` behind the built-in
 //! HTTP server, and a small HTTP client.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
+#![allow(
+    clippy::indexing_slicing,
+    reason = "serde_json::Value indexing yields Null on a missing key, it never panics"
+)]
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -12,7 +16,9 @@ use hyper_util::rt::TokioIo;
 use trellis_interfaces::client::CtlClient;
 use trellis_interfaces::ctl::{ScaleComponentCommand, StartProviderCommand};
 use trellis_interfaces::link::Link;
-use trellis_tests::{EventWatcher, HostOptions, HostProcess, NatsServer, component_path, free_port};
+use trellis_tests::{
+    EventWatcher, HostOptions, HostProcess, NatsServer, component_path, free_port,
+};
 
 pub const WAIT: Duration = Duration::from_secs(30);
 
@@ -31,7 +37,13 @@ impl TestLattice {
         let lattice = "test".to_string();
         let events = EventWatcher::new(&client, &lattice).await?;
         let ctl = CtlClient::new(client.clone(), lattice.clone());
-        Ok(Self { nats, client, ctl, events, lattice })
+        Ok(Self {
+            nats,
+            client,
+            ctl,
+            events,
+            lattice,
+        })
     }
 
     pub fn host_options(&self) -> HostOptions {
@@ -44,11 +56,20 @@ impl TestLattice {
 }
 
 pub fn hello_ref() -> anyhow::Result<String> {
-    Ok(format!("file://{}", component_path("http-hello")?.display()))
+    Ok(format!(
+        "file://{}",
+        component_path("http-hello")?.display()
+    ))
 }
 
 /// Scales `id` from `image_ref` to `count` on `host` and waits for the event.
-pub async fn scale(l: &mut TestLattice, host: &str, image_ref: &str, id: &str, count: u32) -> anyhow::Result<serde_json::Value> {
+pub async fn scale(
+    l: &mut TestLattice,
+    host: &str,
+    image_ref: &str,
+    id: &str,
+    count: u32,
+) -> anyhow::Result<serde_json::Value> {
     let resp = l
         .ctl
         .scale_component(&ScaleComponentCommand {
@@ -78,7 +99,11 @@ pub async fn scale(l: &mut TestLattice, host: &str, image_ref: &str, id: &str, c
 
 /// Starts the built-in HTTP server on `host` and links it to `component_id`
 /// on `127.0.0.1:{port}`. Returns the port.
-pub async fn expose_http(l: &mut TestLattice, host: &str, component_id: &str) -> anyhow::Result<u16> {
+pub async fn expose_http(
+    l: &mut TestLattice,
+    host: &str,
+    component_id: &str,
+) -> anyhow::Result<u16> {
     let port = free_port()?;
     let provider_id = format!("http-server-{port}");
     let config_name = format!("http-{port}");
@@ -96,7 +121,11 @@ pub async fn expose_http(l: &mut TestLattice, host: &str, component_id: &str) ->
     anyhow::ensure!(resp.success, "provider start rejected: {}", resp.message);
     let pid = provider_id.clone();
     l.events
-        .wait_for_type("provider_started", |e| e["data"]["provider_id"] == pid.as_str(), WAIT)
+        .wait_for_type(
+            "provider_started",
+            |e| e["data"]["provider_id"] == pid.as_str(),
+            WAIT,
+        )
         .await?;
     let resp = l
         .ctl
@@ -135,7 +164,10 @@ pub async fn http_get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {
 pub async fn http_until(port: u16, path: &str, want_status: u16) -> anyhow::Result<String> {
     trellis_tests::eventually(WAIT, || async move {
         let (status, body) = http_get(port, path).await?;
-        anyhow::ensure!(status == want_status, "GET {path} returned {status}: {body}");
+        anyhow::ensure!(
+            status == want_status,
+            "GET {path} returned {status}: {body}"
+        );
         Ok(body)
     })
     .await
