@@ -125,8 +125,11 @@ async fn main() -> ExitCode {
 /// Runs the command; `None` for commands that print on their own (completions).
 async fn run(cli: Cli) -> anyhow::Result<Option<Report>> {
     if let Command::Completions { shell } = cli.command {
-        let mut command = Cli::command();
-        clap_complete::generate(shell, &mut command, "wash", &mut std::io::stdout());
+        // Generated into memory: clap_complete panics on write errors, and a
+        // closed pipe (`wash completions bash | head`) is not worth one.
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "wash", &mut script);
+        let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &script);
         return Ok(None);
     }
     let lattice = Lattice::connect(&cli.connection).await?;
