@@ -280,3 +280,62 @@ async fn unknown_host_id_gets_an_error_that_says_what_to_do() {
         "{msg}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn labels_come_from_flags_and_both_env_prefixes() {
+    let l = TestLattice::start().await.unwrap();
+    let host = trellis_tests::HostProcess::start(
+        l.host_options()
+            .label("zone", "eu-west")
+            .env("TRELLIS_LABEL_region", "eu")
+            .env("WASMCLOUD_LABEL_legacy", "yes"),
+    )
+    .await
+    .unwrap();
+    let hosts = l.ctl.ping_hosts().await.unwrap();
+    let labels = &hosts.iter().find(|h| h.id == host.id()).unwrap().labels;
+    assert_eq!(labels.get("zone").map(String::as_str), Some("eu-west"));
+    assert_eq!(labels.get("region").map(String::as_str), Some("eu"));
+    assert_eq!(labels.get("legacy").map(String::as_str), Some("yes"));
+    assert_eq!(
+        labels.get("hostcore.os").map(String::as_str),
+        Some(std::env::consts::OS)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn claims_registry_and_unsupported_providers_answer_clearly() {
+    let mut l = TestLattice::start().await.unwrap();
+    let host = l.host().await.unwrap();
+    assert!(l.ctl.get_claims().await.unwrap().is_empty());
+    let creds: trellis_interfaces::ctl::RegistryCredentialMap =
+        serde_json::from_value(serde_json::json!({
+            "registry.example:5000": {"username": "u", "password": "p", "registryType": "oci"}
+        }))
+        .unwrap();
+    l.ctl.put_registries(&creds).await.unwrap();
+    let resp = l
+        .ctl
+        .start_provider(&trellis_interfaces::ctl::StartProviderCommand {
+            provider_id: "kv".into(),
+            provider_ref: "ghcr.io/wasmcloud/keyvalue-redis:0.30.0".into(),
+            host_id: host.id().into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(resp.success);
+    let ev = l
+        .events
+        .wait_for_type(
+            "provider_start_failed",
+            |e| e["data"]["provider_id"] == "kv",
+            WAIT,
+        )
+        .await
+        .unwrap();
+    let error = ev["data"]["error"].as_str().unwrap();
+    assert!(error.contains("not supported yet"), "{error}");
+    // The host is unaffected.
+    assert_eq!(l.ctl.ping_hosts().await.unwrap().len(), 1);
+}

@@ -74,7 +74,8 @@ pub async fn run(lattice: &Lattice, command: ScaleCommand) -> anyhow::Result<Rep
         allow_update: args.allow_update,
     };
     let wait = (!args.skip_wait).then(|| Duration::from_millis(args.wait_timeout_ms));
-    let warnings = scale(lattice, vec![command], wait).await?;
+    let what = format!("scaling component `{}`", args.component_id);
+    let warnings = scale(lattice, vec![command], wait, &what).await?;
     let level = match args.max_instances {
         0 => "0 (stopped)".to_string(),
         u32::MAX => "unbounded concurrency".to_string(),
@@ -104,12 +105,13 @@ pub async fn run(lattice: &Lattice, command: ScaleCommand) -> anyhow::Result<Rep
 }
 
 /// Sends each scale command (one per host) and, with `wait`, waits for each
-/// host's `component_scaled` (or `component_scale_failed`, which is an error).
-/// Returns the hosts' warnings.
+/// host's `component_scaled` (or `component_scale_failed`, which is an error
+/// starting with `what`). Returns the hosts' warnings.
 pub async fn scale(
     lattice: &Lattice,
     commands: Vec<ScaleComponentCommand>,
     wait: Option<Duration>,
+    what: &str,
 ) -> anyhow::Result<Vec<String>> {
     // Subscribe before sending, so the confirming event cannot be missed.
     let mut events = match wait {
@@ -138,13 +140,8 @@ pub async fn scale(
             confirmation(event, |host| expected.get(host).copied())
         })
         .await;
-    let what = match commands.first() {
-        Some(c) if c.max_instances == 0 => format!("stopping component `{}`", c.component_id),
-        Some(c) => format!("scaling component `{}`", c.component_id),
-        None => "scaling".to_string(),
-    };
     outcome.into_result(
-        &what,
+        what,
         deadline,
         "it may still be fetching the image: check `wash get inventory`, or raise --wait-timeout-ms",
     )?;

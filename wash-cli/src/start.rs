@@ -150,7 +150,8 @@ async fn component(
         ..Default::default()
     };
     let wait = (!args.skip_wait).then(|| Duration::from_millis(args.wait_timeout_ms));
-    let warnings = scale::scale(lattice, vec![command], wait).await?;
+    let what = format!("starting component `{}`", args.component_id);
+    let warnings = scale::scale(lattice, vec![command], wait, &what).await?;
     let text = if args.skip_wait {
         format!(
             "Host {host_id} accepted starting component `{}` ({component_ref})",

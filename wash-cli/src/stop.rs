@@ -117,7 +117,8 @@ async fn component(lattice: &Lattice, args: StopComponentArgs) -> anyhow::Result
         .collect();
     let host_ids: Vec<String> = running.into_iter().map(|(host, _)| host).collect();
     let wait = (!args.skip_wait).then(|| Duration::from_millis(args.wait_timeout_ms));
-    let warnings = scale::scale(lattice, commands, wait).await?;
+    let what = format!("stopping component `{}`", args.component_id);
+    let warnings = scale::scale(lattice, commands, wait, &what).await?;
     let hosts = host_ids.join(", ");
     let text = if args.skip_wait {
         format!(
