@@ -32,6 +32,7 @@ async fn heartbeat_loop(host: Arc<HostInner>) {
         tokio::select! {
             _ = stop.changed() => return,
             _ = ticker.tick() => {}
+            _ = host.reconnected.notified() => {}
             _ = host.inventory_changed.notified() => {
                 tokio::time::sleep(HEARTBEAT_DEBOUNCE).await;
                 ticker.reset();

@@ -87,6 +87,8 @@ pub(crate) struct HostInner {
     /// Serializes lifecycle operations per component id.
     pub component_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub inventory_changed: Notify,
+    /// Fires when the NATS connection is (re-)established.
+    pub reconnected: Arc<Notify>,
     pub stop_tx: watch::Sender<bool>,
     pub http: HttpIngress,
 }
@@ -112,7 +114,8 @@ impl Host {
         }
         let id = key.public_key();
         let friendly_name = crate::names::friendly_name(id.as_bytes());
-        let nats = connect(&config.nats_url).await?;
+        let reconnected = Arc::new(Notify::new());
+        let nats = connect(&config.nats_url, reconnected.clone()).await?;
         let js = match &config.js_domain {
             Some(domain) => async_nats::jetstream::with_domain(nats.clone(), domain),
             None => async_nats::jetstream::new(nats.clone()),
@@ -144,6 +147,7 @@ impl Host {
             providers: RwLock::new(HashMap::new()),
             component_locks: Mutex::new(HashMap::new()),
             inventory_changed: Notify::new(),
+            reconnected,
             stop_tx,
             http: HttpIngress::default(),
             config,
@@ -191,22 +195,29 @@ impl Host {
 
     /// Stops the host: drains components, publishes `host_stopped`, flushes.
     pub async fn stop(&self) {
-        self.inner.shutdown().await;
+        self.inner.shutdown(None).await;
     }
 }
 
-async fn connect(url: &str) -> Result<async_nats::Client, HostError> {
+async fn connect(url: &str, reconnected: Arc<Notify>) -> Result<async_nats::Client, HostError> {
     let inner_url = url.to_string();
     async_nats::ConnectOptions::new()
         .name("wasmbus")
         .event_callback(move |event| {
             let url = inner_url.clone();
+            let reconnected = reconnected.clone();
             async move {
                 match event {
                     async_nats::Event::Disconnected => {
                         tracing::warn!(%url, "disconnected from NATS; reconnecting")
                     }
-                    async_nats::Event::Connected => tracing::info!(%url, "connected to NATS"),
+                    async_nats::Event::Connected => {
+                        tracing::info!(%url, "connected to NATS");
+                        // Announce ourselves again at once: a scheduler that
+                        // lost us during the outage should not wait for the
+                        // next periodic heartbeat.
+                        reconnected.notify_one();
+                    }
                     other => tracing::debug!(event = %other, "NATS event"),
                 }
             }
@@ -376,7 +387,9 @@ impl HostInner {
     }
 
     /// Drains everything, publishes `host_stopped`, stops background tasks.
-    pub async fn shutdown(&self) {
+    /// `drain_timeout` overrides the configured drain timeout (from
+    /// `host.stop`'s `timeout`).
+    pub async fn shutdown(&self, drain_timeout: Option<Duration>) {
         if *self.stop_tx.borrow() {
             return;
         }
@@ -387,7 +400,7 @@ impl HostInner {
             .write()
             .map(|mut c| c.drain().map(|(_, s)| s.current).collect())
             .unwrap_or_default();
-        let timeout = self.config.drain_timeout;
+        let timeout = drain_timeout.unwrap_or(self.config.drain_timeout);
         futures::future::join_all(running.iter().map(|c| c.drain(timeout))).await;
         self.events
             .publish(LatticeEvent::HostStopped(HostStopped {

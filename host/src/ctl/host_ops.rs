@@ -38,7 +38,8 @@ pub(super) fn stop(
     let cmd: StopHostCommand = parse_or_default("host stop", payload)?;
     check_host(host, &cmd.host_id)?;
     let host = host.clone();
-    tokio::spawn(async move { host.shutdown().await });
+    let drain = cmd.timeout.map(std::time::Duration::from_millis);
+    tokio::spawn(async move { host.shutdown(drain).await });
     Ok(Reply::ok())
 }
 
