@@ -15,6 +15,11 @@ use trellis_tests::{HostOptions, HostProcess, NatsServer, component_path, free_p
 
 use common::{WAIT, http_get, http_until};
 
+/// How long one `wash` run may take: far above the longest default wait of a
+/// command (60 s for a provider start), so a hang fails the test instead of
+/// blocking it.
+const WASH_DEADLINE: Duration = Duration::from_secs(120);
+
 /// Environment variable that overrides where the `wash` binary is found.
 const WASH_BIN_ENV: &str = "WASH_BIN";
 
@@ -65,17 +70,17 @@ struct Wash {
 }
 
 impl Wash {
-    fn new(nats_url: impl Into<String>, lattice: &str) -> Self {
-        Self {
-            bin: wash_binary().unwrap(),
+    fn new(nats_url: impl Into<String>, lattice: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            bin: wash_binary()?,
             nats_url: nats_url.into(),
             lattice: lattice.to_string(),
-        }
+        })
     }
 
     /// Runs `wash ARGS --nats-url … --lattice …` (global flags go last, as a
     /// user may write them). The caller's `WASMCLOUD_*` variables are removed.
-    async fn run(&self, args: &[&str]) -> Run {
+    async fn run(&self, args: &[&str]) -> anyhow::Result<Run> {
         let mut command = tokio::process::Command::new(&self.bin);
         command
             .args(args)
@@ -89,42 +94,42 @@ impl Wash {
         ] {
             command.env_remove(var);
         }
-        let output = tokio::time::timeout(Duration::from_secs(120), command.output())
+        let output = tokio::time::timeout(WASH_DEADLINE, command.output())
             .await
-            .unwrap_or_else(|_| panic!("wash {args:?} did not finish within 120 s"))
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.bin.display()));
-        Run {
+            .with_context(|| format!("wash {args:?} did not finish within {WASH_DEADLINE:?}"))?
+            .with_context(|| format!("cannot run {}", self.bin.display()))?;
+        Ok(Run {
             success: output.status.success(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        })
     }
 
-    /// Runs `wash` and asserts that it succeeded.
-    async fn ok(&self, args: &[&str]) -> Run {
-        let run = self.run(args).await;
-        assert!(run.success, "wash {args:?} failed:\n{}", run.all());
-        run
+    /// Runs `wash`; an error if it failed.
+    async fn ok(&self, args: &[&str]) -> anyhow::Result<Run> {
+        let run = self.run(args).await?;
+        anyhow::ensure!(run.success, "wash {args:?} failed:\n{}", run.all());
+        Ok(run)
     }
 
-    /// Runs `wash … -o json`, asserts success, and parses stdout.
-    async fn json(&self, args: &[&str]) -> Value {
+    /// Runs `wash … -o json` and parses stdout; an error if it failed.
+    async fn json(&self, args: &[&str]) -> anyhow::Result<Value> {
         let mut args = args.to_vec();
         args.extend(["-o", "json"]);
-        let run = self.ok(&args).await;
+        let run = self.ok(&args).await?;
         serde_json::from_str(&run.stdout)
-            .unwrap_or_else(|e| panic!("wash {args:?} printed no JSON ({e}):\n{}", run.stdout))
+            .with_context(|| format!("wash {args:?} printed no JSON:\n{}", run.stdout))
     }
 
-    /// Runs `wash` and asserts that it failed; returns everything it printed.
-    async fn fails(&self, args: &[&str]) -> String {
-        let run = self.run(args).await;
-        assert!(
+    /// Runs `wash`, expecting it to fail; returns everything it printed.
+    async fn fails(&self, args: &[&str]) -> anyhow::Result<String> {
+        let run = self.run(args).await?;
+        anyhow::ensure!(
             !run.success,
             "wash {args:?} should have failed:\n{}",
             run.all()
         );
-        run.all()
+        Ok(run.all())
     }
 }
 
@@ -132,38 +137,39 @@ impl Wash {
 async fn lattice_with_host(lattice: &str) -> anyhow::Result<(NatsServer, HostProcess, Wash)> {
     let nats = NatsServer::start().await?;
     let host = HostProcess::start(HostOptions::new(nats.url(), lattice)).await?;
-    let wash = Wash::new(nats.url(), lattice);
+    let wash = Wash::new(nats.url(), lattice)?;
     Ok((nats, host, wash))
 }
 
-fn file_ref(guest: &str) -> String {
-    format!("file://{}", component_path(guest).unwrap().display())
+fn file_ref(guest: &str) -> anyhow::Result<String> {
+    Ok(format!("file://{}", component_path(guest)?.display()))
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn get_hosts_lists_the_host_and_errors_say_what_to_do() {
     let (nats, host, wash) = lattice_with_host("wash-hosts").await.unwrap();
 
-    let hosts = wash.json(&["get", "hosts"]).await;
+    let hosts = wash.json(&["get", "hosts"]).await.unwrap();
     let hosts = hosts.as_array().expect("get hosts prints an array");
     assert_eq!(hosts.len(), 1, "{hosts:?}");
     assert_eq!(hosts[0]["id"], host.id());
     assert_eq!(hosts[0]["lattice"], "wash-hosts");
     assert!(hosts[0]["labels"]["hostcore.os"].is_string(), "{hosts:?}");
 
-    let text = wash.ok(&["get", "hosts"]).await.stdout;
+    let text = wash.ok(&["get", "hosts"]).await.unwrap().stdout;
     assert!(text.starts_with("HOST ID"), "{text}");
     assert!(text.contains(host.id()), "{text}");
     let friendly = hosts[0]["friendly_name"].as_str().unwrap();
     assert!(text.contains(friendly), "{text}");
 
     // A host id nobody answers to is named in the error.
-    let err = wash.fails(&["get", "inventory", "NBOGUS"]).await;
+    let err = wash.fails(&["get", "inventory", "NBOGUS"]).await.unwrap();
     assert!(err.contains("NBOGUS"), "{err}");
     assert!(err.contains("wash get hosts"), "{err}");
     let err_json = wash
         .run(&["get", "inventory", "NBOGUS", "-o", "json"])
-        .await;
+        .await
+        .unwrap();
     assert!(!err_json.success);
     let err_json: Value = serde_json::from_str(&err_json.stdout).unwrap();
     assert_eq!(err_json["success"], false);
@@ -173,15 +179,10 @@ async fn get_hosts_lists_the_host_and_errors_say_what_to_do() {
     );
 
     // Nothing listens on this port: NATS is unreachable, and wash says how to start it.
+    // (`Wash::run` passes it as `wash get hosts --nats-url nats://127.0.0.1:{unused}`.)
     let unused = free_port().unwrap();
-    let err = wash
-        .fails(&[
-            "get",
-            "hosts",
-            "--nats-url",
-            &format!("nats://127.0.0.1:{unused}"),
-        ])
-        .await;
+    let unreachable = Wash::new(format!("nats://127.0.0.1:{unused}"), "wash-hosts").unwrap();
+    let err = unreachable.fails(&["get", "hosts"]).await.unwrap();
     assert!(err.contains("cannot reach NATS"), "{err}");
     assert!(
         err.contains(&format!("nats-server -js -p {unused}")),
@@ -189,8 +190,8 @@ async fn get_hosts_lists_the_host_and_errors_say_what_to_do() {
     );
 
     // A lattice without hosts: say so, and how to start one.
-    let empty = Wash::new(nats.url(), "wash-nobody");
-    let err = empty.fails(&["get", "hosts"]).await;
+    let empty = Wash::new(nats.url(), "wash-nobody").unwrap();
+    let err = empty.fails(&["get", "hosts"]).await.unwrap();
     assert!(
         err.contains("no host answered on lattice `wash-nobody`"),
         "{err}"
@@ -202,12 +203,13 @@ async fn get_hosts_lists_the_host_and_errors_say_what_to_do() {
         .fails(&[
             "start",
             "component",
-            &file_ref("http-hello"),
+            &file_ref("http-hello").unwrap(),
             "hello",
             "-c",
             "zone=nowhere",
         ])
-        .await;
+        .await
+        .unwrap();
     assert!(err.contains("zone=nowhere"), "{err}");
 }
 
@@ -215,7 +217,7 @@ async fn get_hosts_lists_the_host_and_errors_say_what_to_do() {
 async fn deploy_link_serve_label_and_stop() {
     let (_nats, host, wash) = lattice_with_host("wash-flow").await.unwrap();
     let h = host.id();
-    let hello = file_ref("http-hello");
+    let hello = file_ref("http-hello").unwrap();
 
     let started = wash
         .json(&[
@@ -228,10 +230,11 @@ async fn deploy_link_serve_label_and_stop() {
             "--max-instances",
             "2",
         ])
-        .await;
+        .await
+        .unwrap();
     assert_eq!(started["success"], true, "{started}");
     assert_eq!(started["host_id"], h);
-    let inventory = wash.json(&["get", "inventory", h]).await;
+    let inventory = wash.json(&["get", "inventory", h]).await.unwrap();
     assert_eq!(inventory["host_id"], h);
     let components = inventory["components"].as_array().unwrap();
     assert_eq!(components.len(), 1, "{inventory}");
@@ -242,13 +245,16 @@ async fn deploy_link_serve_label_and_stop() {
     // No --host-id: the provider is auctioned, and our only host wins.
     let provider = wash
         .json(&["start", "provider", "builtin://http-server", "web"])
-        .await;
+        .await
+        .unwrap();
     assert_eq!(provider["host_id"], h, "{provider}");
 
     let port = free_port().unwrap();
     let address = format!("address=127.0.0.1:{port}");
-    wash.ok(&["config", "put", "web-addr", &address]).await;
-    let config = wash.json(&["config", "get", "web-addr"]).await;
+    wash.ok(&["config", "put", "web-addr", &address])
+        .await
+        .unwrap();
+    let config = wash.json(&["config", "get", "web-addr"]).await.unwrap();
     assert_eq!(
         config,
         serde_json::json!({"address": format!("127.0.0.1:{port}")})
@@ -266,8 +272,9 @@ async fn deploy_link_serve_label_and_stop() {
         "--source-config",
         "web-addr",
     ])
-    .await;
-    let links = wash.json(&["get", "links"]).await;
+    .await
+    .unwrap();
+    let links = wash.json(&["get", "links"]).await.unwrap();
     let links = links.as_array().unwrap();
     assert_eq!(links.len(), 1, "{links:?}");
     assert_eq!(links[0]["source_id"], "web");
@@ -277,25 +284,28 @@ async fn deploy_link_serve_label_and_stop() {
     assert_eq!(body, "Hello from Trellis!\n");
 
     // The text inventory of every host shows both.
-    let text = wash.ok(&["get", "inventory"]).await.stdout;
+    let text = wash.ok(&["get", "inventory"]).await.unwrap().stdout;
     assert!(
         text.contains("hello") && text.contains("builtin://http-server"),
         "{text}"
     );
 
-    wash.ok(&["label", h, "zone=eu-west"]).await;
-    let inventory = wash.json(&["get", "inventory", h]).await;
+    wash.ok(&["label", h, "zone=eu-west"]).await.unwrap();
+    let inventory = wash.json(&["get", "inventory", h]).await.unwrap();
     assert_eq!(inventory["labels"]["zone"], "eu-west", "{inventory}");
-    wash.ok(&["label", h, "zone", "--delete"]).await;
-    let inventory = wash.json(&["get", "inventory", h]).await;
+    wash.ok(&["label", h, "zone", "--delete"]).await.unwrap();
+    let inventory = wash.json(&["get", "inventory", h]).await.unwrap();
     assert!(inventory["labels"].get("zone").is_none(), "{inventory}");
-    let err = wash.fails(&["label", h, "hostcore.os=plan9"]).await;
+    let err = wash
+        .fails(&["label", h, "hostcore.os=plan9"])
+        .await
+        .unwrap();
     assert!(err.contains(h) && err.contains("reserved"), "{err}");
 
     // No --host-id: wash finds the host from the inventories and waits for the event.
-    let stopped = wash.json(&["stop", "component", "hello"]).await;
+    let stopped = wash.json(&["stop", "component", "hello"]).await.unwrap();
     assert_eq!(stopped["host_ids"], serde_json::json!([h]), "{stopped}");
-    let inventory = wash.json(&["get", "inventory", h]).await;
+    let inventory = wash.json(&["get", "inventory", h]).await.unwrap();
     assert_eq!(
         inventory["components"],
         serde_json::json!([]),
@@ -303,20 +313,25 @@ async fn deploy_link_serve_label_and_stop() {
     );
     let (status, _) = http_get(port, "/").await.unwrap();
     assert_ne!(status, 200, "the stopped component still answers");
-    let err = wash.fails(&["stop", "component", "hello"]).await;
+    let err = wash.fails(&["stop", "component", "hello"]).await.unwrap();
     assert!(
         err.contains("not running on any host of lattice `wash-flow`"),
         "{err}"
     );
 
-    wash.ok(&["stop", "provider", "web"]).await;
-    let inventory = wash.json(&["get", "inventory", h]).await;
+    wash.ok(&["stop", "provider", "web"]).await.unwrap();
+    let inventory = wash.json(&["get", "inventory", h]).await.unwrap();
     assert_eq!(inventory["providers"], serde_json::json!([]), "{inventory}");
 
-    wash.ok(&["link", "del", "web", "wasi", "http"]).await;
-    assert_eq!(wash.json(&["link", "query"]).await, serde_json::json!([]));
-    wash.ok(&["config", "del", "web-addr"]).await;
-    let err = wash.fails(&["config", "get", "web-addr"]).await;
+    wash.ok(&["link", "del", "web", "wasi", "http"])
+        .await
+        .unwrap();
+    assert_eq!(
+        wash.json(&["link", "query"]).await.unwrap(),
+        serde_json::json!([])
+    );
+    wash.ok(&["config", "del", "web-addr"]).await.unwrap();
+    let err = wash.fails(&["config", "get", "web-addr"]).await.unwrap();
     assert!(err.contains("no config named `web-addr`"), "{err}");
 }
 
@@ -324,11 +339,14 @@ async fn deploy_link_serve_label_and_stop() {
 async fn scale_update_failures_and_stop_host() {
     let (_nats, mut host, wash) = lattice_with_host("wash-scale").await.unwrap();
     let h = host.id().to_string();
-    let hello = file_ref("http-hello");
-    let config_guest = file_ref("http-config");
+    let hello = file_ref("http-hello").unwrap();
+    let config_guest = file_ref("http-config").unwrap();
 
     // Auctioned start, then an explicit scale.
-    let started = wash.json(&["start", "component", &hello, "hello"]).await;
+    let started = wash
+        .json(&["start", "component", &hello, "hello"])
+        .await
+        .unwrap();
     assert_eq!(started["host_id"], h.as_str());
     wash.ok(&[
         "scale",
@@ -341,8 +359,9 @@ async fn scale_update_failures_and_stop_host() {
         "-a",
         "team=web",
     ])
-    .await;
-    let inventory = wash.json(&["get", "inventory", &h]).await;
+    .await
+    .unwrap();
+    let inventory = wash.json(&["get", "inventory", &h]).await.unwrap();
     assert_eq!(
         inventory["components"][0]["max_instances"], 3,
         "{inventory}"
@@ -361,7 +380,8 @@ async fn scale_update_failures_and_stop_host() {
         "--host-id",
         &h,
     ])
-    .await;
+    .await
+    .unwrap();
     let port = free_port().unwrap();
     wash.ok(&[
         "config",
@@ -369,7 +389,8 @@ async fn scale_update_failures_and_stop_host() {
         "web-addr",
         &format!("address=127.0.0.1:{port}"),
     ])
-    .await;
+    .await
+    .unwrap();
     wash.ok(&[
         "link",
         "put",
@@ -382,7 +403,8 @@ async fn scale_update_failures_and_stop_host() {
         "--source-config",
         "web-addr",
     ])
-    .await;
+    .await
+    .unwrap();
     assert_eq!(
         http_until(port, "/", 200).await.unwrap(),
         "Hello from Trellis!\n"
@@ -390,17 +412,19 @@ async fn scale_update_failures_and_stop_host() {
     let same = wash
         .ok(&["update", "component", "hello", &hello])
         .await
+        .unwrap()
         .stdout;
     assert!(same.contains("nothing to update"), "{same}");
     let updated = wash
         .json(&["update", "component", "hello", &config_guest])
-        .await;
+        .await
+        .unwrap();
     assert_eq!(
         updated["host_ids"],
         serde_json::json!([h.as_str()]),
         "{updated}"
     );
-    let inventory = wash.json(&["get", "inventory", &h]).await;
+    let inventory = wash.json(&["get", "inventory", &h]).await.unwrap();
     assert_eq!(
         inventory["components"][0]["image_ref"],
         config_guest.as_str()
@@ -422,14 +446,15 @@ async fn scale_update_failures_and_stop_host() {
             "--host-id",
             &h,
         ])
-        .await;
+        .await
+        .unwrap();
     assert!(
         err.contains(&format!("starting component `broken` failed on host `{h}`")),
         "{err}"
     );
 
     // Stop the host: wash waits for host_stopped, and the process exits.
-    let stopped = wash.json(&["stop", "host", &h]).await;
+    let stopped = wash.json(&["stop", "host", &h]).await.unwrap();
     assert_eq!(stopped["host_id"], h.as_str());
     let status = host.wait_exit(WAIT).await.unwrap();
     assert!(status.success(), "host exited with {status}");
@@ -438,9 +463,10 @@ async fn scale_update_failures_and_stop_host() {
 #[tokio::test(flavor = "multi_thread")]
 async fn completions_need_no_lattice() {
     // Unreachable NATS on purpose: completions must not connect.
-    let wash = Wash::new(format!("nats://127.0.0.1:{}", free_port().unwrap()), "none");
+    let unreachable = format!("nats://127.0.0.1:{}", free_port().unwrap());
+    let wash = Wash::new(unreachable, "none").unwrap();
     for shell in ["bash", "zsh", "fish"] {
-        let script = wash.ok(&["completions", shell]).await.stdout;
+        let script = wash.ok(&["completions", shell]).await.unwrap().stdout;
         assert!(script.contains("wash"), "{shell}: {script}");
         assert!(
             script.contains("inventory"),

@@ -46,8 +46,10 @@ pub fn component_id(input: &str) -> Result<String, String> {
 ///
 /// - an absolute path `/x/y.wasm` becomes `file:///x/y.wasm`;
 /// - an existing relative path, bare or as `file://rel/path`, is made absolute;
-/// - anything else (OCI references, `builtin://…`, missing files) is kept as is:
-///   the host reports what it cannot fetch.
+/// - `./x` and `../x` are paths even if missing, so the host says "not found"
+///   rather than "invalid reference";
+/// - anything else (OCI references, `builtin://…`) is kept as is: the host
+///   reports what it cannot fetch.
 pub fn resolve_ref(input: &str) -> String {
     if input.starts_with('/') {
         return format!("file://{input}");
@@ -59,6 +61,13 @@ pub fn resolve_ref(input: &str) -> String {
         && let Ok(absolute) = std::fs::canonicalize(candidate)
     {
         return format!("file://{}", absolute.display());
+    }
+    let explicit_relative = candidate.starts_with("./") || candidate.starts_with("../");
+    if looks_like_path
+        && explicit_relative
+        && let Ok(cwd) = std::env::current_dir()
+    {
+        return format!("file://{}", cwd.join(candidate).display());
     }
     input.to_string()
 }
@@ -117,5 +126,9 @@ mod tests {
         assert_eq!(resolve_ref("Cargo.toml"), want);
         assert_eq!(resolve_ref("file://Cargo.toml"), want);
         assert_eq!(resolve_ref("no-such-file.wasm"), "no-such-file.wasm");
+        assert_eq!(
+            resolve_ref("./missing.wasm"),
+            format!("file://{}", dir.join("./missing.wasm").display())
+        );
     }
 }

@@ -159,7 +159,7 @@ async fn component(
         )
     } else {
         format!(
-            "Component `{}` ({component_ref}) started on host {host_id} with {} max instances",
+            "Component `{}` ({component_ref}) started on host {host_id} (max instances {})",
             args.component_id, args.max_instances
         )
     };
