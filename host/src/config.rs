@@ -72,6 +72,13 @@ pub struct HostConfig {
     pub enable_component_auction: bool,
     /// Whether this host answers provider auctions.
     pub enable_provider_auction: bool,
+    /// Refuse components that carry no claims. Off by default, as in
+    /// wasmCloud 1.x: claims that are present are verified either way.
+    pub require_signed: bool,
+    /// Account keys (`A…`) allowed to issue the claims of components this host
+    /// runs; empty allows any issuer. Unsigned components are governed by
+    /// [`require_signed`](Self::require_signed) alone.
+    pub allowed_issuers: Vec<String>,
 }
 
 impl HostConfig {
@@ -96,6 +103,8 @@ impl HostConfig {
             cache_dir: default_cache_dir(),
             enable_component_auction: true,
             enable_provider_auction: true,
+            require_signed: false,
+            allowed_issuers: Vec::new(),
         }
     }
 

@@ -43,6 +43,9 @@ pub enum HostError {
     /// The runtime could not be set up.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// An `allowed_issuers` entry is not an account public key.
+    #[error("invalid allowed issuer: {0}")]
+    AllowedIssuer(#[from] crate::admission::IssuerKeyError),
     /// A control subscription failed.
     #[error("cannot subscribe to `{subject}`: {reason}")]
     Subscribe {
@@ -111,6 +114,14 @@ impl Host {
         };
         if key.key_pair_type() != nkeys::KeyPairType::Server {
             return Err(HostError::Seed("not a server key".into()));
+        }
+        for issuer in &config.allowed_issuers {
+            crate::admission::check_issuer_key(issuer)?;
+        }
+        if !config.allowed_issuers.is_empty() && !config.require_signed {
+            tracing::warn!(
+                "allowed issuers are set but signatures are not required: unsigned components still start (add --require-signed to refuse them)"
+            );
         }
         let id = key.public_key();
         let friendly_name = crate::names::friendly_name(id.as_bytes());
@@ -230,6 +241,11 @@ async fn connect(url: &str, reconnected: Arc<Notify>) -> Result<async_nats::Clie
         })
 }
 
+/// The `wascap` metadata of a running component's verified claims.
+fn claims_metadata(c: &RunningComponent) -> Option<&trellis_interfaces::claims::Component> {
+    c.claims().and_then(|claims| claims.metadata.as_ref())
+}
+
 fn builtin_labels() -> BTreeMap<String, String> {
     BTreeMap::from([
         (
@@ -344,9 +360,9 @@ impl HostInner {
                     .map(|s| ComponentDescription {
                         id: s.current.id().to_string(),
                         image_ref: s.current.image_ref().to_string(),
-                        name: None,
+                        name: claims_metadata(&s.current).and_then(|m| m.name.clone()),
                         annotations: Some(s.current.annotations().clone()),
-                        revision: 0,
+                        revision: claims_metadata(&s.current).and_then(|m| m.rev).unwrap_or(0),
                         max_instances: s.current.max_instances(),
                         limits: None,
                     })

@@ -66,6 +66,12 @@ struct Args {
     /// Directory of the precompiled-component cache [default ~/.cache/trellis/precompiled]
     #[arg(long)]
     cache_dir: Option<PathBuf>,
+    /// Refuse components that are not signed (claims are verified whenever present)
+    #[arg(long)]
+    require_signed: bool,
+    /// Account public keys (A…) allowed to sign components, comma-separated or repeated [default: any]
+    #[arg(long, value_delimiter = ',')]
+    allowed_issuers: Vec<String>,
     /// Control subject prefix [default wasmbus.ctl]
     #[arg(long)]
     ctl_topic_prefix: Option<String>,
@@ -122,6 +128,28 @@ fn labels(args: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
+/// `--allowed-issuers`, else `TRELLIS_ALLOWED_ISSUERS` / `WASMCLOUD_ALLOWED_ISSUERS`
+/// (comma-separated). Each must be an account public key.
+fn allowed_issuers(flag: Vec<String>) -> anyhow::Result<Vec<String>> {
+    let listed = if flag.is_empty() {
+        env_or::<String>(None, "ALLOWED_ISSUERS")?
+            .map(|v| v.split(',').map(str::to_string).collect())
+            .unwrap_or_default()
+    } else {
+        flag
+    };
+    let keys: Vec<String> = listed
+        .iter()
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty())
+        .collect();
+    for key in &keys {
+        trellis_host::admission::check_issuer_key(key)
+            .with_context(|| format!("invalid --allowed-issuers entry `{key}`"))?;
+    }
+    Ok(keys)
+}
+
 fn config(args: Args) -> anyhow::Result<(HostConfig, bool, String)> {
     let nats_url = match env_or(args.nats_url, "NATS_URL")? {
         Some(url) => url,
@@ -164,6 +192,8 @@ fn config(args: Args) -> anyhow::Result<(HostConfig, bool, String)> {
     if let Some(p) = env_or(args.ctl_topic_prefix, "CTL_TOPIC_PREFIX")? {
         c.ctl_prefix = p;
     }
+    c.require_signed = env_flag(args.require_signed, "REQUIRE_SIGNED")?;
+    c.allowed_issuers = allowed_issuers(args.allowed_issuers)?;
     let structured = env_flag(args.enable_structured_logging, "ENABLE_STRUCTURED_LOGGING")?;
     let level = env_or(args.log_level, "LOG_LEVEL")?.unwrap_or_else(|| "info".into());
     Ok((c, structured, level))

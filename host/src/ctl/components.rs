@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use trellis_interfaces::ctl::{
     ComponentAuctionAck, ComponentAuctionRequest, ScaleComponentCommand, UpdateComponentCommand,
@@ -16,9 +16,12 @@ use trellis_interfaces::link::ComponentSpecification;
 use trellis_interfaces::subject;
 
 use super::{CtlError, Reply, check_host, parse};
+use crate::admission::{AdmissionPolicy, record_claims};
 use crate::artifact::ArtifactRef;
 use crate::host::{ComponentSlot, HostInner};
-use crate::runtime::{ComponentParams, RunningComponent, compile};
+use crate::runtime::{
+    CompiledArtifact, ComponentParams, RunningComponent, VerifiedClaims, check_header, compile,
+};
 
 pub(super) fn auction(host: &HostInner, payload: &[u8]) -> Result<Reply, CtlError> {
     let req: ComponentAuctionRequest = parse("component auction", payload)?;
@@ -164,6 +167,7 @@ async fn scale_task(host: Arc<HostInner>, cmd: ScaleComponentCommand) {
                 &image_ref,
                 cmd.max_instances,
                 annotations.clone(),
+                next.claims(),
             )
             .await;
             if cmd.allow_update && current.image_ref() != cmd.component_ref {
@@ -198,11 +202,7 @@ async fn start_new(
         .fetch(&cmd.component_ref)
         .await
         .map_err(|e| e.to_string())?;
-    let runtime = host.runtime.clone();
-    let compiled = tokio::task::spawn_blocking(move || compile(&runtime, &bytes))
-        .await
-        .map_err(|e| format!("compilation task failed: {e}"))?
-        .map_err(|e| e.to_string())?;
+    let (claims, compiled) = admit_and_compile(host, &cmd.component_id, bytes).await?;
     let merged = host
         .view
         .read()
@@ -219,6 +219,7 @@ async fn start_new(
             annotations: annotations.clone(),
             config: shared.clone(),
             max_execution_time: execution_limit(cmd),
+            claims: claims.clone(),
         },
     )
     .map_err(|e| e.to_string())?;
@@ -235,11 +236,15 @@ async fn start_new(
     host.inventory_changed.notify_one();
     host.reconcile_http();
     ensure_spec(host, &cmd.component_id, &cmd.component_ref).await;
+    if let Some(claims) = &claims {
+        record_claims(host, claims).await;
+    }
     tracing::info!(
         component_id = %cmd.component_id,
         image_ref = %cmd.component_ref,
         max_instances = cmd.max_instances,
         cache = ?compiled.cache,
+        signed_by = claims.as_ref().map(|c| c.issuer.as_str()),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "component started"
     );
@@ -249,9 +254,33 @@ async fn start_new(
         &cmd.component_ref,
         cmd.max_instances,
         annotations,
+        claims.as_ref(),
     )
     .await;
     Ok(())
+}
+
+/// Admits the artifact under this host's policy (claims verified when present,
+/// `--require-signed`, `--allowed-issuers`), then compiles it: both off the
+/// async threads, hashing and compiling being CPU work.
+async fn admit_and_compile(
+    host: &HostInner,
+    component_id: &str,
+    bytes: Vec<u8>,
+) -> Result<(Option<VerifiedClaims>, CompiledArtifact), String> {
+    let policy = AdmissionPolicy::from_config(&host.config);
+    let runtime = host.runtime.clone();
+    let id = component_id.to_string();
+    tokio::task::spawn_blocking(move || {
+        check_header(&bytes).map_err(|e| e.to_string())?;
+        let claims = policy
+            .admit_component(&id, &bytes, SystemTime::now())
+            .map_err(|e| e.to_string())?;
+        let compiled = compile(&runtime, &bytes).map_err(|e| e.to_string())?;
+        Ok((claims.map(Arc::new), compiled))
+    })
+    .await
+    .map_err(|e| format!("compilation task failed: {e}"))?
 }
 
 fn execution_limit(cmd: &ScaleComponentCommand) -> Option<Duration> {
@@ -297,11 +326,7 @@ async fn replace_image(
         .fetch(new_ref)
         .await
         .map_err(|e| e.to_string())?;
-    let runtime = host.runtime.clone();
-    let compiled = tokio::task::spawn_blocking(move || compile(&runtime, &bytes))
-        .await
-        .map_err(|e| format!("compilation task failed: {e}"))?
-        .map_err(|e| e.to_string())?;
+    let (claims, compiled) = admit_and_compile(host, id, bytes).await?;
     let shared = host
         .components
         .read()
@@ -319,11 +344,15 @@ async fn replace_image(
             annotations: annotations.clone(),
             config: shared,
             max_execution_time: None,
+            claims: claims.clone(),
         },
     )
     .map_err(|e| e.to_string())?;
     swap(host, id, Arc::new(next), None);
     ensure_spec(host, id, new_ref).await;
+    if let Some(claims) = &claims {
+        record_claims(host, claims).await;
+    }
     let max = current.max_instances();
     let drain_timeout = host.config.drain_timeout;
     tokio::spawn(async move {
@@ -337,7 +366,7 @@ async fn replace_image(
         }
     });
     tracing::info!(component_id = id, image_ref = new_ref, "component updated");
-    publish_scaled(host, id, new_ref, max, annotations).await;
+    publish_scaled(host, id, new_ref, max, annotations, claims.as_ref()).await;
     Ok(())
 }
 
@@ -352,6 +381,7 @@ async fn stop_component(
         .as_ref()
         .map(|s| s.current.image_ref().to_string())
         .unwrap_or_else(|| requested_ref.to_string());
+    let claims = removed.as_ref().and_then(|s| s.current.claims().cloned());
     if let Some(slot) = removed {
         host.inventory_changed.notify_one();
         let left = slot.current.drain(host.config.drain_timeout).await;
@@ -364,7 +394,7 @@ async fn stop_component(
         }
         tracing::info!(component_id = id, "component stopped");
     }
-    publish_scaled(host, id, &image_ref, 0, annotations).await;
+    publish_scaled(host, id, &image_ref, 0, annotations, claims.as_ref()).await;
 }
 
 /// Records `COMPONENT_{id}` in LATTICEDATA if absent, so links can hang off it.
@@ -389,16 +419,17 @@ async fn publish_scaled(
     image_ref: &str,
     max_instances: u32,
     annotations: BTreeMap<String, String>,
+    claims: Option<&VerifiedClaims>,
 ) {
     host.events
         .publish(LatticeEvent::ComponentScaled(ComponentScaled {
             annotations,
-            claims: None,
+            claims: claims.map(|c| c.summary()),
             host_id: host.id.clone(),
             image_ref: image_ref.to_string(),
             max_instances,
             component_id: id.to_string(),
-            public_key: None,
+            public_key: claims.map(|c| c.subject.clone()),
         }))
         .await;
 }

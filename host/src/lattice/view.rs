@@ -3,6 +3,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use async_nats::jetstream::kv::{Entry, Operation};
+use trellis_interfaces::claims::StoredClaims;
+use trellis_interfaces::ctl::ClaimsMap;
 use trellis_interfaces::link::{ComponentSpecification, Link};
 
 use super::Bucket;
@@ -25,7 +27,7 @@ pub enum LatticeChange {
 #[derive(Debug, Default)]
 pub struct LatticeView {
     specs: HashMap<String, ComponentSpecification>,
-    claims: BTreeMap<String, serde_json::Value>,
+    claims: BTreeMap<String, StoredClaims>,
     configs: HashMap<String, HashMap<String, String>>,
 }
 
@@ -69,8 +71,15 @@ impl LatticeView {
                 } else if let Some(key) = entry.key.strip_prefix(CLAIMS_PREFIX) {
                     if deleted {
                         self.claims.remove(key);
-                    } else if let Ok(v) = serde_json::from_slice(&entry.value) {
-                        self.claims.insert(key.to_string(), v);
+                    } else {
+                        match serde_json::from_slice::<StoredClaims>(&entry.value) {
+                            Ok(claims) => {
+                                self.claims.insert(key.to_string(), claims);
+                            }
+                            Err(e) => {
+                                tracing::warn!(key = %entry.key, error = %e, "ignoring malformed stored claims");
+                            }
+                        }
                     }
                     LatticeChange::Other
                 } else {
@@ -114,8 +123,12 @@ impl LatticeView {
         merged
     }
 
-    /// Stored claims, as string maps (for `claims.get`).
-    pub fn claims(&self) -> Vec<serde_json::Value> {
-        self.claims.values().cloned().collect()
+    /// Stored claims as `claims.get` answers them: string maps with both the
+    /// long and the short key names, tags comma-joined.
+    pub fn claims(&self) -> Vec<ClaimsMap> {
+        self.claims
+            .values()
+            .map(StoredClaims::to_claims_map)
+            .collect()
     }
 }

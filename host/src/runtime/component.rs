@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use http_body_util::BodyExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use trellis_interfaces::claims::{Claims, Component as ComponentMetadata};
 use wasmtime::Store;
 use wasmtime::component::{Component, InstancePre};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -18,6 +19,9 @@ use super::state::InvocationState;
 /// A component's merged named config, shared by every generation of a running
 /// component and refreshed when `CONFIGDATA` changes.
 pub type SharedConfig = Arc<RwLock<Arc<BTreeMap<String, String>>>>;
+
+/// Verified claims of a signed component, shared by its generations.
+pub type VerifiedClaims = Arc<Claims<ComponentMetadata>>;
 
 /// Why an artifact could not become a running component.
 #[derive(Debug, thiserror::Error)]
@@ -78,15 +82,19 @@ pub struct CompiledArtifact {
     pub cache: CacheOutcome,
 }
 
+/// Refuses bytes that are not a component before anything else looks at
+/// them, so the error says what they are (not wasm, a core module).
+pub fn check_header(bytes: &[u8]) -> Result<(), ComponentError> {
+    match bytes.get(0..8) {
+        Some([0, b'a', b's', b'm', 0x0d, 0x00, 0x01, 0x00]) => Ok(()),
+        Some([0, b'a', b's', b'm', 0x01, 0x00, 0x00, 0x00]) => Err(ComponentError::CoreModule),
+        _ => Err(ComponentError::NotWasm),
+    }
+}
+
 /// Checks the header and compiles (or loads precompiled) `bytes`.
 pub fn compile(runtime: &Runtime, bytes: &[u8]) -> Result<CompiledArtifact, ComponentError> {
-    match bytes.get(0..8) {
-        Some([0, b'a', b's', b'm', 0x0d, 0x00, 0x01, 0x00]) => {}
-        Some([0, b'a', b's', b'm', 0x01, 0x00, 0x00, 0x00]) => {
-            return Err(ComponentError::CoreModule);
-        }
-        _ => return Err(ComponentError::NotWasm),
-    }
+    check_header(bytes)?;
     let (component, cache) = runtime
         .cache()
         .load_or_compile(runtime.engine(), bytes)
@@ -113,6 +121,7 @@ pub struct RunningComponent {
     config: SharedConfig,
     runtime: Arc<Runtime>,
     max_execution_time: Duration,
+    claims: Option<VerifiedClaims>,
 }
 
 /// What is needed to build a [`RunningComponent`].
@@ -129,6 +138,8 @@ pub struct ComponentParams {
     pub config: SharedConfig,
     /// Per-component execution limit, if the request set one.
     pub max_execution_time: Option<Duration>,
+    /// Claims admission verified, if the artifact is signed.
+    pub claims: Option<VerifiedClaims>,
 }
 
 impl RunningComponent {
@@ -173,6 +184,7 @@ impl RunningComponent {
             config: params.config,
             runtime,
             max_execution_time,
+            claims: params.claims,
         })
     }
 
@@ -191,6 +203,7 @@ impl RunningComponent {
             config: self.config.clone(),
             runtime: self.runtime.clone(),
             max_execution_time: self.max_execution_time,
+            claims: self.claims.clone(),
         }
     }
 
@@ -213,6 +226,10 @@ impl RunningComponent {
     /// Annotations.
     pub fn annotations(&self) -> &BTreeMap<String, String> {
         &self.annotations
+    }
+    /// Verified claims, if the artifact was signed.
+    pub fn claims(&self) -> Option<&VerifiedClaims> {
+        self.claims.as_ref()
     }
     /// Whether the component exports `wasi:http/incoming-handler`.
     pub fn exports_http(&self) -> bool {

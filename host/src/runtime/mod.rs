@@ -11,7 +11,7 @@ mod state;
 pub use cache::PrecompiledCache;
 pub use component::{
     CompiledArtifact, ComponentError, ComponentParams, InvokeError, RunningComponent, SharedConfig,
-    compile, error_status,
+    VerifiedClaims, check_header, compile, error_status,
 };
 pub use engine::{Runtime, RuntimeError};
 pub use state::InvocationState;
