@@ -14,8 +14,6 @@ use trellis_interfaces::inventory::{
     ComponentDescription, Host, HostInventory, ProviderDescription,
 };
 
-use crate::output::OutputKind;
-
 /// Default NATS host of the control connection, as in wash 1.x.
 pub const DEFAULT_CTL_HOST: &str = "127.0.0.1";
 /// Default NATS port of the control connection, as in wash 1.x.
@@ -25,7 +23,10 @@ pub const DEFAULT_CTL_PORT: u16 = 4222;
 /// plenty on a local network; it is also how long `host.ping` collects replies.
 pub const DEFAULT_TIMEOUT_MS: u64 = 2_000;
 
-/// Connection options shared by every lattice command (global flags).
+/// Connection options shared by every lattice command: global within each
+/// lattice command's subtree (`wash get -x prod hosts`, `wash get hosts -x
+/// prod`), as in wash 1.x, so that the offline commands (`keys`, `claims`,
+/// `par`, `inspect`) keep wash 1.x's own short flags (`-x` expiry, `-r` revision).
 #[derive(clap::Args, Clone, Debug)]
 pub struct ConnectionOpts {
     /// NATS host of the lattice's control interface
@@ -47,10 +48,61 @@ pub struct ConnectionOpts {
     /// Timeout of each control request, and how long host pings collect replies, in ms
     #[arg(long = "timeout-ms", env = "WASMCLOUD_CTL_TIMEOUT_MS", default_value_t = DEFAULT_TIMEOUT_MS, global = true)]
     pub timeout_ms: u64,
+}
 
-    /// Output format
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputKind::Text, global = true)]
-    pub output: OutputKind,
+/// Ids of the [`ConnectionOpts`] arguments (their field names).
+pub const CONNECTION_ARG_IDS: [&str; 5] =
+    ["ctl_host", "ctl_port", "nats_url", "lattice", "timeout_ms"];
+
+impl ConnectionOpts {
+    /// Takes each option given on the command line before the command
+    /// (`leading`, parsed into `top`) unless it was also given after it
+    /// (parsed into `command`): the later one wins, env and defaults lose.
+    pub fn take_leading(
+        &mut self,
+        leading: &ConnectionOpts,
+        top: &clap::ArgMatches,
+        command: &clap::ArgMatches,
+    ) {
+        use clap::parser::ValueSource;
+        let given = |matches: &clap::ArgMatches, id: &str| {
+            matches.value_source(id) == Some(ValueSource::CommandLine)
+        };
+        for id in CONNECTION_ARG_IDS {
+            if !given(top, id) || given(command, id) {
+                continue;
+            }
+            match id {
+                "ctl_host" => self.ctl_host.clone_from(&leading.ctl_host),
+                "ctl_port" => self.ctl_port = leading.ctl_port,
+                "nats_url" => self.nats_url.clone_from(&leading.nats_url),
+                "lattice" => self.lattice.clone_from(&leading.lattice),
+                _ => self.timeout_ms = leading.timeout_ms,
+            }
+        }
+    }
+}
+
+/// A lattice command whose subcommands share the connection flags.
+#[derive(clap::Args, Clone, Debug)]
+pub struct OnLattice<C: clap::Subcommand> {
+    /// How to reach the lattice.
+    #[command(flatten)]
+    pub connection: ConnectionOpts,
+    /// What to do there.
+    #[command(subcommand)]
+    pub command: C,
+}
+
+/// A lattice command without subcommands, with the connection flags.
+#[derive(clap::Args, Clone, Debug)]
+pub struct OnLatticeArgs<A: clap::Args> {
+    /// How to reach the lattice.
+    #[command(flatten)]
+    pub connection: ConnectionOpts,
+    /// The command's own arguments.
+    #[command(flatten)]
+    pub args: A,
 }
 
 impl ConnectionOpts {
@@ -306,7 +358,6 @@ mod tests {
             nats_url: None,
             lattice: "default".into(),
             timeout_ms: DEFAULT_TIMEOUT_MS,
-            output: OutputKind::Text,
         };
         assert_eq!(opts.url(), "nats://10.0.0.5:4333");
         opts.nats_url = Some("nats://example:1".into());

@@ -1,31 +1,40 @@
-//! `wash`: the Trellis command line, control-interface commands.
+//! `wash`: the Trellis command line.
 //!
 //! Arguments and flags follow wasmCloud 1.x `wash` (PROTOCOL.md §7), so scripts
 //! written for it work against a Trellis lattice (and this `wash` works against
-//! wasmCloud hosts). Each topic lives in its own module: [`get`], [`start`],
-//! [`scale`], [`stop`], [`update`], [`link`], [`config`], [`label`]; [`ctl`]
-//! holds the connection and error explanations, [`wait`] the event waits that
-//! confirm acknowledged requests, [`output`] the text and JSON rendering.
+//! wasmCloud hosts). Each topic lives in its own module. Lattice commands:
+//! [`get`], [`start`], [`scale`], [`stop`], [`update`], [`link`], [`config`],
+//! [`label`]; [`ctl`] holds the connection and error explanations, [`wait`] the
+//! event waits that confirm acknowledged requests. Offline commands, which need
+//! no NATS: [`keys`] (with the key files in [`keydir`]), [`claims`], [`par`]
+//! and [`inspect`] (with a component's world read by [`wit`]). [`output`]
+//! renders text and JSON for all of them.
 
+mod claims;
 mod config;
 mod ctl;
 mod get;
+mod inspect;
+mod keydir;
+mod keys;
 mod label;
 mod link;
 mod output;
+mod par;
 mod parse;
 mod scale;
 mod start;
 mod stop;
 mod update;
 mod wait;
+mod wit;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches as _, Parser, Subcommand};
 
-use crate::ctl::{ConnectionOpts, Lattice};
-use crate::output::Report;
+use crate::ctl::{CONNECTION_ARG_IDS, ConnectionOpts, Lattice, OnLattice, OnLatticeArgs};
+use crate::output::{OutputKind, Report};
 
 const ABOUT: &str =
     "wash: manage a Trellis (wasmCloud 1.x compatible) lattice from the command line";
@@ -37,15 +46,25 @@ const EXAMPLES: &str = "Examples:
   wash config put web-addr address=0.0.0.0:8080
   wash link put web hello wasi http --interface incoming-handler --source-config web-addr
   wash get inventory -o json
+  wash keys gen account --name me
+  wash claims sign build/app.wasm --name app --ver 1.2.0 --issuer ~/.wash/keys/me_account.nk
+  wash inspect build/app_s.wasm
 
-Connection flags work with every command and can also be set as WASMCLOUD_CTL_HOST,
-WASMCLOUD_CTL_PORT, WASMCLOUD_LATTICE and WASMCLOUD_CTL_TIMEOUT_MS.";
+Connection flags go before the command or anywhere after a lattice command's name
+(`wash -x prod get hosts`, `wash get hosts -x prod`); they can also be set as
+WASMCLOUD_CTL_HOST, WASMCLOUD_CTL_PORT, WASMCLOUD_LATTICE and WASMCLOUD_CTL_TIMEOUT_MS.
+The offline commands (keys, claims, par, inspect) have their own -x and -r (wash 1.x's).";
 
 #[derive(Parser, Debug)]
 #[command(name = "wash", version, about = ABOUT, after_help = EXAMPLES)]
 struct Cli {
+    /// Connection flags given before the command (see [`parse_cli`]).
     #[command(flatten)]
-    connection: ConnectionOpts,
+    leading: ConnectionOpts,
+
+    /// Output format
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputKind::Text, global = true)]
+    output: OutputKind,
 
     #[command(subcommand)]
     command: Command,
@@ -54,46 +73,53 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Show hosts, inventories, links and claims
-    #[command(subcommand, after_help = "Example:\n  wash get inventory")]
-    Get(get::GetCommand),
+    #[command(after_help = "Example:\n  wash get inventory")]
+    Get(OnLattice<get::GetCommand>),
     /// Start a component or provider
-    #[command(
-        subcommand,
-        after_help = "Example:\n  wash start component ./hello.wasm hello"
-    )]
-    Start(start::StartCommand),
+    #[command(after_help = "Example:\n  wash start component ./hello.wasm hello")]
+    Start(OnLattice<start::StartCommand>),
     /// Scale a component on a host
-    #[command(
-        subcommand,
-        after_help = "Example:\n  wash scale component NBQ4…XYZ ./hello.wasm hello -c 8"
-    )]
-    Scale(scale::ScaleCommand),
+    #[command(after_help = "Example:\n  wash scale component NBQ4…XYZ ./hello.wasm hello -c 8")]
+    Scale(OnLattice<scale::ScaleCommand>),
     /// Stop a component, provider or host
-    #[command(subcommand, after_help = "Example:\n  wash stop component hello")]
-    Stop(stop::StopCommand),
+    #[command(after_help = "Example:\n  wash stop component hello")]
+    Stop(OnLattice<stop::StopCommand>),
     /// Update a running component to a new image
-    #[command(
-        subcommand,
-        after_help = "Example:\n  wash update component hello ghcr.io/acme/hello:0.2.0"
-    )]
-    Update(update::UpdateCommand),
+    #[command(after_help = "Example:\n  wash update component hello ghcr.io/acme/hello:0.2.0")]
+    Update(OnLattice<update::UpdateCommand>),
     /// Put, delete and list links
     #[command(
-        subcommand,
         after_help = "Example:\n  wash link put web hello wasi http --interface incoming-handler"
     )]
-    Link(link::LinkCommand),
+    Link(OnLattice<link::LinkCommand>),
     /// Put, get and delete named configs
-    #[command(
-        subcommand,
-        after_help = "Example:\n  wash config put web-addr address=0.0.0.0:8080"
-    )]
-    Config(config::ConfigCommand),
+    #[command(after_help = "Example:\n  wash config put web-addr address=0.0.0.0:8080")]
+    Config(OnLattice<config::ConfigCommand>),
     /// Set or remove host labels
     #[command(
         after_help = "Example:\n  wash label NBQ4…XYZ zone=eu-west\n  wash label NBQ4…XYZ zone --delete"
     )]
-    Label(label::LabelArgs),
+    Label(OnLatticeArgs<label::LabelArgs>),
+    /// Generate, list and show nkeys
+    #[command(subcommand, after_help = "Example:\n  wash keys gen account --name me")]
+    Keys(keys::KeysCommand),
+    /// Sign components and inspect their claims
+    #[command(
+        subcommand,
+        after_help = "Example:\n  wash claims sign build/app.wasm --name app --ver 1.2.0"
+    )]
+    Claims(claims::ClaimsCommand),
+    /// Create and inspect provider archives
+    #[command(
+        subcommand,
+        after_help = "Example:\n  wash par create --binary target/release/kv --name kv --vendor acme"
+    )]
+    Par(par::ParCommand),
+    /// Show the claims of a component or provider archive, and a component's world
+    #[command(
+        after_help = "Examples:\n  wash inspect build/app_s.wasm\n  wash inspect build/app_s.wasm --wit\n  wash inspect my-provider.par.gz -o json"
+    )]
+    Inspect(inspect::InspectArgs),
     /// Print a shell completion script
     #[command(
         after_help = "Example:\n  wash completions bash > /etc/bash_completion.d/wash\n  wash completions zsh > \"${fpath[1]}/_wash\""
@@ -101,19 +127,82 @@ enum Command {
     Completions {
         /// The shell to complete for
         shell: clap_complete::Shell,
+        /// Accepted, and ignored, so that a shell alias carrying the
+        /// connection flags works here too; completions never connect.
+        #[command(flatten)]
+        connection: ConnectionOpts,
     },
+}
+
+/// The clap command: the derived one, with the connection flags of the top
+/// level made local to it. Declared global (as they are inside each lattice
+/// command), they would reach `claims sign` and `par create`, whose wash 1.x
+/// flags `-x` (expiry) and `-r` (revision) they would clash with.
+fn cli_command() -> clap::Command {
+    CONNECTION_ARG_IDS
+        .iter()
+        .fold(Cli::command(), |command, id| {
+            command.mut_arg(*id, |arg| arg.global(false))
+        })
+}
+
+/// Parses the command line. Connection flags may come before the command
+/// (`wash --nats-url … get hosts`) or after a lattice command's name; given
+/// both ways, the later one wins.
+fn parse_cli<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let matches = cli_command().try_get_matches_from(args)?;
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    if let Some((_, command_matches)) = matches.subcommand() {
+        let leading = cli.leading.clone();
+        if let Some(connection) = cli.command.connection_mut() {
+            connection.take_leading(&leading, &matches, command_matches);
+        }
+    }
+    Ok(cli)
+}
+
+impl Command {
+    /// The connection options of a lattice command.
+    fn connection_mut(&mut self) -> Option<&mut ConnectionOpts> {
+        Some(match self {
+            Command::Get(c) => &mut c.connection,
+            Command::Start(c) => &mut c.connection,
+            Command::Scale(c) => &mut c.connection,
+            Command::Stop(c) => &mut c.connection,
+            Command::Update(c) => &mut c.connection,
+            Command::Link(c) => &mut c.connection,
+            Command::Config(c) => &mut c.connection,
+            Command::Label(c) => &mut c.connection,
+            Command::Completions { connection, .. } => connection,
+            Command::Keys(_) | Command::Claims(_) | Command::Par(_) | Command::Inspect(_) => {
+                return None;
+            }
+        })
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let output = cli.connection.output;
-    match run(cli).await {
+    let cli = match parse_cli(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
+    let output = cli.output;
+    match run(cli.command).await {
         Ok(report) => {
-            if let Some(report) = report {
-                report.print(output);
+            let Some(report) = report else {
+                return ExitCode::SUCCESS;
+            };
+            report.print(output);
+            if report.failure().is_some() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
             }
-            ExitCode::SUCCESS
         }
         Err(error) => {
             output::print_error(output, &error);
@@ -123,29 +212,37 @@ async fn main() -> ExitCode {
 }
 
 /// Runs the command; `None` for commands that print on their own (completions).
-async fn run(cli: Cli) -> anyhow::Result<Option<Report>> {
-    if let Command::Completions { shell } = cli.command {
-        // Generated into memory: clap_complete panics on write errors, and a
-        // closed pipe (`wash completions bash | head`) is not worth one.
-        let mut script = Vec::new();
-        clap_complete::generate(shell, &mut Cli::command(), "wash", &mut script);
-        let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &script);
-        return Ok(None);
-    }
-    let lattice = Lattice::connect(&cli.connection).await?;
-    let timeout_ms = cli.connection.timeout_ms;
-    let report = match cli.command {
-        Command::Get(command) => get::run(&lattice, command).await,
-        Command::Start(command) => start::run(&lattice, command, timeout_ms).await,
-        Command::Scale(command) => scale::run(&lattice, command).await,
-        Command::Stop(command) => stop::run(&lattice, command).await,
-        Command::Update(command) => update::run(&lattice, command).await,
-        Command::Link(command) => link::run(&lattice, command).await,
-        Command::Config(command) => config::run(&lattice, command).await,
-        Command::Label(args) => label::run(&lattice, args).await,
-        Command::Completions { .. } => return Ok(None),
+async fn run(command: Command) -> anyhow::Result<Option<Report>> {
+    let report = match command {
+        Command::Completions { shell, .. } => {
+            // Generated into memory: clap_complete panics on write errors, and a
+            // closed pipe (`wash completions bash | head`) is not worth one.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cli_command(), "wash", &mut script);
+            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &script);
+            return Ok(None);
+        }
+        Command::Keys(command) => keys::run(command),
+        Command::Claims(command) => claims::run(command),
+        Command::Par(command) => par::run(command),
+        Command::Inspect(args) => inspect::run(args, true),
+        Command::Get(c) => get::run(&connect(&c.connection).await?, c.command).await,
+        Command::Start(c) => {
+            let lattice = connect(&c.connection).await?;
+            start::run(&lattice, c.command, c.connection.timeout_ms).await
+        }
+        Command::Scale(c) => scale::run(&connect(&c.connection).await?, c.command).await,
+        Command::Stop(c) => stop::run(&connect(&c.connection).await?, c.command).await,
+        Command::Update(c) => update::run(&connect(&c.connection).await?, c.command).await,
+        Command::Link(c) => link::run(&connect(&c.connection).await?, c.command).await,
+        Command::Config(c) => config::run(&connect(&c.connection).await?, c.command).await,
+        Command::Label(c) => label::run(&connect(&c.connection).await?, c.args).await,
     };
     report.map(Some)
+}
+
+async fn connect(connection: &ConnectionOpts) -> anyhow::Result<Lattice> {
+    Lattice::connect(connection).await
 }
 
 #[cfg(test)]
@@ -154,12 +251,12 @@ mod tests {
 
     #[test]
     fn cli_is_well_formed() {
-        Cli::command().debug_assert();
+        cli_command().debug_assert();
     }
 
     #[test]
     fn global_flags_work_after_the_subcommand() {
-        let cli = Cli::try_parse_from([
+        let cli = parse_cli([
             "wash",
             "get",
             "hosts",
@@ -171,14 +268,160 @@ mod tests {
             "500",
         ])
         .unwrap();
-        assert_eq!(cli.connection.lattice, "prod");
-        assert_eq!(cli.connection.output, output::OutputKind::Json);
-        assert_eq!(cli.connection.timeout_ms, 500);
+        assert_eq!(cli.output, OutputKind::Json);
+        let Command::Get(get) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(get.connection.lattice, "prod");
+        assert_eq!(get.connection.timeout_ms, 500);
+    }
+
+    #[test]
+    fn connection_flags_work_before_the_command_and_later_ones_win() {
+        let cli = parse_cli([
+            "wash",
+            "--nats-url",
+            "nats://a:1",
+            "-x",
+            "prod",
+            "get",
+            "hosts",
+        ])
+        .unwrap();
+        let Command::Get(get) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(get.connection.url(), "nats://a:1");
+        assert_eq!(get.connection.lattice, "prod");
+        let cli = parse_cli(["wash", "-x", "prod", "get", "hosts", "-x", "dev"]).unwrap();
+        let Command::Get(get) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(get.connection.lattice, "dev");
+        // Offline commands keep their own -x and -r.
+        let cli = parse_cli([
+            "wash", "-x", "prod", "claims", "sign", "a.wasm", "-x", "3", "-r", "2",
+        ])
+        .unwrap();
+        let Command::Claims(claims::ClaimsCommand::Sign(args)) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(args.signing.expires_in_days, Some(3));
+        assert_eq!(args.rev, Some(2));
+    }
+
+    #[test]
+    fn connection_flags_also_work_after_the_command_name() {
+        let cli = parse_cli(["wash", "get", "-x", "prod", "hosts"]).unwrap();
+        let Command::Get(get) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(get.connection.lattice, "prod");
+    }
+
+    #[test]
+    fn claims_sign_takes_wash_1x_flags() {
+        let cli = parse_cli([
+            "wash",
+            "claims",
+            "sign",
+            "./app.wasm",
+            "-n",
+            "app",
+            "-v",
+            "1.2.0",
+            "-r",
+            "3",
+            "-t",
+            "web",
+            "-t",
+            "prod",
+            "-a",
+            "acme/app",
+            "-i",
+            "SA…",
+            "-s",
+            "SM…",
+            "-d",
+            "./out.wasm",
+            "-x",
+            "30",
+            "-b",
+            "1",
+            "--directory",
+            "./keys",
+            "--disable-keygen",
+            "-o",
+            "json",
+        ])
+        .unwrap();
+        assert_eq!(cli.output, OutputKind::Json);
+        let Command::Claims(claims::ClaimsCommand::Sign(args)) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(args.name.as_deref(), Some("app"));
+        assert_eq!(args.ver.as_deref(), Some("1.2.0"));
+        assert_eq!(args.rev, Some(3));
+        assert_eq!(args.tags, ["web", "prod"]);
+        assert_eq!(args.destination, Some("./out.wasm".into()));
+        assert_eq!(args.signing.expires_in_days, Some(30));
+        assert_eq!(args.signing.not_before_days, Some(1));
+        assert!(args.signing.disable_keygen);
+    }
+
+    #[test]
+    fn par_create_takes_wash_1x_flags() {
+        let cli = parse_cli([
+            "wash",
+            "par",
+            "create",
+            "-b",
+            "./kv",
+            "-n",
+            "kv",
+            "-v",
+            "acme",
+            "-a",
+            "aarch64-linux",
+            "-r",
+            "2",
+            "--version",
+            "1.0.0",
+            "-d",
+            "./keys",
+            "--destination",
+            "kv.par.gz",
+            "--compress",
+        ])
+        .unwrap();
+        let Command::Par(par::ParCommand::Create(args)) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(args.vendor, "acme");
+        assert_eq!(args.arch, "aarch64-linux");
+        assert_eq!(args.directory, Some("./keys".into()));
+        assert!(args.compress);
+        let cli = parse_cli(["wash", "par", "create", "-b", "kv", "-n", "kv", "-v", "a"]).unwrap();
+        let Command::Par(par::ParCommand::Create(args)) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(args.arch, trellis_interfaces::claims::par::current_target());
+    }
+
+    #[test]
+    fn keys_gen_takes_wash_aliases() {
+        let cli = parse_cli(["wash", "keys", "gen", "provider", "--name", "kv"]).unwrap();
+        let Command::Keys(keys::KeysCommand::Gen(args)) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(args.kind, keydir::KeyKind::Service);
+        assert!(parse_cli(["wash", "keys", "gen", "actor"]).is_err());
+        assert!(parse_cli(["wash", "keys", "gen", "account", "--name", "../x"]).is_err());
     }
 
     #[test]
     fn start_component_follows_wash_argument_order() {
-        let cli = Cli::try_parse_from([
+        let cli = parse_cli([
             "wash",
             "start",
             "component",
@@ -194,7 +437,11 @@ mod tests {
             "b",
         ])
         .unwrap();
-        let Command::Start(start::StartCommand::Component(args)) = cli.command else {
+        let Command::Start(OnLattice {
+            command: start::StartCommand::Component(args),
+            ..
+        }) = cli.command
+        else {
             panic!("parsed as {:?}", cli.command);
         };
         assert_eq!(args.component_ref, "file:///x.wasm");
@@ -207,7 +454,7 @@ mod tests {
 
     #[test]
     fn scale_component_uses_short_flags_of_wash() {
-        let cli = Cli::try_parse_from([
+        let cli = parse_cli([
             "wash",
             "scale",
             "component",
@@ -221,7 +468,11 @@ mod tests {
             "--allow-update",
         ])
         .unwrap();
-        let Command::Scale(scale::ScaleCommand::Component(args)) = cli.command else {
+        let Command::Scale(OnLattice {
+            command: scale::ScaleCommand::Component(args),
+            ..
+        }) = cli.command
+        else {
             panic!("parsed as {:?}", cli.command);
         };
         assert_eq!(args.host_id, "NHOST");
@@ -231,10 +482,9 @@ mod tests {
 
     #[test]
     fn link_put_requires_an_interface() {
-        let err = Cli::try_parse_from(["wash", "link", "put", "web", "hello", "wasi", "http"])
-            .unwrap_err();
+        let err = parse_cli(["wash", "link", "put", "web", "hello", "wasi", "http"]).unwrap_err();
         assert!(err.to_string().contains("--interface"), "{err}");
-        let cli = Cli::try_parse_from([
+        let cli = parse_cli([
             "wash",
             "link",
             "put",
@@ -250,7 +500,11 @@ mod tests {
             "admin",
         ])
         .unwrap();
-        let Command::Link(link::LinkCommand::Put(args)) = cli.command else {
+        let Command::Link(OnLattice {
+            command: link::LinkCommand::Put(args),
+            ..
+        }) = cli.command
+        else {
             panic!("parsed as {:?}", cli.command);
         };
         assert_eq!(args.link_name, "admin");
@@ -259,7 +513,7 @@ mod tests {
 
     #[test]
     fn bad_ids_and_pairs_are_usage_errors() {
-        assert!(Cli::try_parse_from(["wash", "stop", "component", "a.b"]).is_err());
-        assert!(Cli::try_parse_from(["wash", "config", "put", "c", "novalue"]).is_err());
+        assert!(parse_cli(["wash", "stop", "component", "a.b"]).is_err());
+        assert!(parse_cli(["wash", "config", "put", "c", "novalue"]).is_err());
     }
 }

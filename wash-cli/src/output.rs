@@ -4,7 +4,9 @@
 //! [`OutputKind`]. Queries report the control-interface response objects
 //! themselves as JSON; actions report `{"success": true, …}`. Errors are printed
 //! by [`print_error`]: on stderr as text, or as `{"success": false, "error": …}`
-//! on stdout with `--output json`.
+//! on stdout with `--output json`. A report can also carry a failure (an
+//! inspected artifact whose claims do not verify): it is printed like any
+//! report, the failure goes to stderr as `error: …`, and wash exits non-zero.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -29,6 +31,8 @@ pub struct Report {
     text: String,
     json: Value,
     warnings: Vec<String>,
+    notes: Vec<String>,
+    failure: Option<String>,
 }
 
 impl Report {
@@ -40,6 +44,8 @@ impl Report {
             text,
             json,
             warnings: Vec::new(),
+            notes: Vec::new(),
+            failure: None,
         })
     }
 
@@ -54,6 +60,8 @@ impl Report {
             text,
             json: Value::Object(object),
             warnings: Vec::new(),
+            notes: Vec::new(),
+            failure: None,
         }
     }
 
@@ -71,13 +79,40 @@ impl Report {
         warnings.into_iter().fold(self, Report::warn)
     }
 
+    /// Attaches a note for people (e.g. "generated a key and stored it in …").
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.notes.push(note.into());
+        self
+    }
+
+    /// Attaches several notes.
+    pub fn note_all(self, notes: impl IntoIterator<Item = String>) -> Self {
+        notes.into_iter().fold(self, Report::note)
+    }
+
+    /// Marks the report as a failure: it is still printed, but wash then
+    /// prints `error: {message}` (text mode) and exits non-zero. The JSON
+    /// document is expected to say what failed itself.
+    pub fn fail(mut self, message: impl Into<String>) -> Self {
+        self.failure = Some(message.into());
+        self
+    }
+
+    /// The failure attached with [`Report::fail`], if any.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
+    }
+
     /// The JSON document this report prints with `--output json`.
     pub fn json(&self) -> Value {
         let mut json = self.json.clone();
-        if !self.warnings.is_empty()
-            && let Value::Object(object) = &mut json
-        {
-            object.insert("warnings".into(), json!(self.warnings));
+        if let Value::Object(object) = &mut json {
+            if !self.warnings.is_empty() {
+                object.insert("warnings".into(), json!(self.warnings));
+            }
+            if !self.notes.is_empty() {
+                object.insert("notes".into(), json!(self.notes));
+            }
         }
         json
     }
@@ -89,9 +124,15 @@ impl Report {
                 for warning in &self.warnings {
                     eprintln!("warning: {warning}");
                 }
+                for note in &self.notes {
+                    eprintln!("note: {note}");
+                }
                 let text = self.text.trim_end();
                 if !text.is_empty() {
                     println!("{text}");
+                }
+                if let Some(failure) = &self.failure {
+                    eprintln!("error: {failure}");
                 }
             }
             OutputKind::Json => {
@@ -184,6 +225,30 @@ impl Table {
     }
 }
 
+/// Sets `key` in a JSON object (a no-op on anything else, where `value[key] =`
+/// would panic).
+pub fn set(json: &mut Value, key: &str, value: Value) {
+    if let Value::Object(object) = json {
+        object.insert(key.to_string(), value);
+    }
+}
+
+/// Labelled values, one per line, values aligned after the longest label:
+/// the layout of a single object (claims, a key) for people.
+pub fn fields(rows: &[(&str, String)]) -> String {
+    let width = rows
+        .iter()
+        .map(|(label, _)| label.chars().count())
+        .max()
+        .unwrap_or(0);
+    rows.iter().fold(String::new(), |mut out, (label, value)| {
+        let line = format!("{label:<width$}  {value}");
+        out.push_str(line.trim_end());
+        out.push('\n');
+        out
+    })
+}
+
 /// Labels as `k=v, k=v` in key order.
 pub fn labels(labels: &BTreeMap<String, String>) -> String {
     labels
@@ -225,6 +290,29 @@ mod tests {
     fn data_json_is_the_object_itself() {
         let report = Report::data("x".into(), &vec![1, 2]).unwrap();
         assert_eq!(report.json(), json!([1, 2]));
+    }
+
+    #[test]
+    fn fields_align_values() {
+        let text = fields(&[
+            ("Name", "hello".into()),
+            ("Account", "A1".into()),
+            ("Tags", String::new()),
+        ]);
+        assert_eq!(text, "Name     hello\nAccount  A1\nTags\n");
+    }
+
+    #[test]
+    fn notes_go_into_json_and_failures_are_kept() {
+        let report = Report::data("x".into(), &json!({"valid": false}))
+            .unwrap()
+            .note("generated a key")
+            .fail("hash mismatch");
+        assert_eq!(
+            report.json(),
+            json!({"valid": false, "notes": ["generated a key"]})
+        );
+        assert_eq!(report.failure(), Some("hash mismatch"));
     }
 
     #[test]

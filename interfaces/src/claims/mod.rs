@@ -6,8 +6,10 @@
 //! the caller passes in); the wasm functions ([`embed_component_claims`],
 //! [`extract_component_claims`], [`verify_component`]) put a token in, and take
 //! it out of, the `wasmcloud_jwt` custom section of a component and check the
-//! module hash; [`StoredClaims`] and the summaries are the shapes a host writes
-//! to `CLAIMS_{subject}` in the lattice bucket and into events. Nothing here does
+//! module hash; [`par`] holds provider archives (a signed `claims.jwt` plus one
+//! binary per target, each covered by a hash in the claims); [`StoredClaims`]
+//! and the summaries are the shapes a host writes to `CLAIMS_{subject}` in the
+//! lattice bucket and into events. Nothing here does
 //! I/O or reads the clock: time is always an argument, so tests control it.
 //!
 //! ```
@@ -30,6 +32,7 @@
 
 mod error;
 mod jwt;
+pub mod par;
 mod stored;
 mod wasm;
 

@@ -320,7 +320,8 @@ fn write_u32(out: &mut Vec<u8>, mut value: u32) {
     }
 }
 
-fn hex_upper(bytes: &[u8]) -> String {
+/// Bytes as upper-case hex, the encoding wascap uses for every hash.
+pub(super) fn hex_upper(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     bytes
         .iter()
