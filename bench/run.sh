@@ -260,6 +260,7 @@ verdict() { if awk -v a="$1" -v b="$2" "BEGIN {exit !(a $3 b)}"; then echo met; 
 {
   echo
   echo "Trellis benchmarks  $(date -u +%Y-%m-%dT%H:%M:%SZ)  $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
+  echo "trellis at $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- host interfaces 2>/dev/null || echo ' + uncommitted host/interfaces changes')"
   echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, $ROUNDS alternating rounds each (mean shown); max_instances $MAX_INSTANCES"
   echo
   printf '%-44s %12s %12s %12s\n' "HTTP GET / (http-hello)" "req/s" "p50 ms" "p99 ms"

@@ -86,8 +86,9 @@ async fn wait_scaled(
             msg = events.next() => {
                 let Some(msg) = msg else { bail!("event subscription closed") };
                 let v: serde_json::Value = serde_json::from_slice(&msg.payload)?;
-                let data = &v["data"];
-                if data["component_id"] == id && data["max_instances"] == count {
+                let component_id = v.pointer("/data/component_id").and_then(serde_json::Value::as_str);
+                let max_instances = v.pointer("/data/max_instances").and_then(serde_json::Value::as_u64);
+                if component_id == Some(id) && max_instances == Some(count) {
                     return Ok(());
                 }
             }

@@ -119,10 +119,10 @@ impl Lattice {
     async fn wait_for_host(&self) -> anyhow::Result<String> {
         let deadline = Instant::now() + HOST_WAIT;
         loop {
-            if let Ok(reply) = self.request("host.ping", &json!({})).await {
-                if let Some(id) = reply.pointer("/response/id").and_then(Value::as_str) {
-                    return Ok(id.to_string());
-                }
+            if let Ok(reply) = self.request("host.ping", &json!({})).await
+                && let Some(id) = reply.pointer("/response/id").and_then(Value::as_str)
+            {
+                return Ok(id.to_string());
             }
             if Instant::now() > deadline {
                 bail!(
