@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 source scripts/prereqs.sh
 export PATH="$HOME/.local/bin:$PATH"
 echo "==> building workspace and guest components"
-cargo build --workspace --all-targets --locked 2>/dev/null || cargo build --workspace --all-targets
+cargo build --workspace --all-targets --locked
 cargo build --release --target wasm32-wasip2 --manifest-path examples/components/Cargo.toml --target-dir target/guests
 echo "==> running tests"
 cargo test --workspace --no-fail-fast -- --test-threads="${TRELLIS_TEST_THREADS:-4}"
