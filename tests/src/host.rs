@@ -356,13 +356,17 @@ impl Drop for HostProcess {
 /// the running test binary's profile directory (`target/debug/trellis` for
 /// `target/debug/deps/trellis_tests-…`).
 pub fn binary_path() -> anyhow::Result<PathBuf> {
-    if let Some(path) = std::env::var_os(TRELLIS_BIN_ENV) {
+    workspace_binary(TRELLIS_BIN_NAME, TRELLIS_BIN_ENV, "trellis-host")
+}
+
+/// Where a workspace binary `name` is: `$env_var` if set, otherwise next to
+/// the running test binary's profile directory (`target/debug/{name}`). The
+/// error says how to build it (`cargo build -p {package}`).
+pub fn workspace_binary(name: &str, env_var: &str, package: &str) -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os(env_var) {
         let path = PathBuf::from(path);
         if !path.is_file() {
-            bail!(
-                "${TRELLIS_BIN_ENV} is {}, which is not a file",
-                path.display()
-            );
+            bail!("${env_var} is {}, which is not a file", path.display());
         }
         return Ok(path);
     }
@@ -370,17 +374,14 @@ pub fn binary_path() -> anyhow::Result<PathBuf> {
     let mut dir = exe
         .parent()
         .context("the test binary has no parent directory")?;
-    if dir.file_name().is_some_and(|name| name == "deps") {
+    if dir.file_name().is_some_and(|n| n == "deps") {
         dir = dir.parent().context("the deps directory has no parent")?;
     }
-    let path = dir.join(format!(
-        "{TRELLIS_BIN_NAME}{}",
-        std::env::consts::EXE_SUFFIX
-    ));
+    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     if !path.is_file() {
         bail!(
-            "the host binary {} does not exist: build it with `cargo build -p trellis-host` \
-             (same profile as the tests), or point ${TRELLIS_BIN_ENV} at one",
+            "{} does not exist: build it with `cargo build -p {package}` (same profile as the \
+             tests), or point ${env_var} at one",
             path.display()
         );
     }

@@ -15,7 +15,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use common::{TestLattice, expose_http, http_until, scale};
 use serde_json::Value;
 use tempfile::TempDir;
@@ -36,25 +36,7 @@ const WASH_BIN_ENV: &str = "WASH_BIN";
 /// Where `wash` is: `$WASH_BIN`, else next to the test binary's profile
 /// directory (as `tests/wash.rs` finds it).
 fn wash_binary() -> anyhow::Result<PathBuf> {
-    if let Some(path) = std::env::var_os(WASH_BIN_ENV) {
-        return Ok(PathBuf::from(path));
-    }
-    let exe = std::env::current_exe()?;
-    let mut dir = exe
-        .parent()
-        .context("test binary has no parent directory")?;
-    if dir.file_name().is_some_and(|name| name == "deps") {
-        dir = dir.parent().context("deps directory has no parent")?;
-    }
-    let path = dir.join(format!("wash{}", std::env::consts::EXE_SUFFIX));
-    if !path.is_file() {
-        bail!(
-            "{} does not exist: build it with `cargo build -p trellis-wash` (same profile as \
-             the tests), or point ${WASH_BIN_ENV} at one",
-            path.display()
-        );
-    }
-    Ok(path)
+    trellis_tests::host::workspace_binary("wash", WASH_BIN_ENV, "trellis-wash")
 }
 
 /// What one `wash` run did.
