@@ -6,8 +6,6 @@
 //! it finds carry the ids Trellis would have given them.
 
 use std::collections::BTreeMap;
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 
 use sha2::{Digest, Sha256};
 use trellis_interfaces::ctl::Annotations;
@@ -31,8 +29,6 @@ pub const SPREAD_SCALER_KIND: &str = "SpreadScaler";
 pub const DAEMON_SCALER_KIND: &str = "DaemonScaler";
 /// Scaler kind reported in status for `link` traits.
 pub const LINK_SCALER_KIND: &str = "LinkScaler";
-/// Scaler kind of named configuration (wadm's `ConfigScaler`).
-pub const CONFIG_SCALER_KIND: &str = "ConfigScaler";
 /// Scaler kind of a placeholder that only reports a problem (wadm's `StatusScaler`).
 pub const STATUS_SCALER_KIND: &str = "StatusScaler";
 
@@ -108,20 +104,6 @@ pub fn link_scaler_id(link: &LinkIdParts<'_>) -> String {
     compute_id_sha256(&parts)
 }
 
-/// Id of a config scaler, as wadm 0.21 computes it: the config name, plus `-{hash}` of
-/// the values when wadm manages them (std's `DefaultHasher`, which is deterministic).
-#[must_use]
-pub fn config_scaler_id(name: &str, values: Option<&BTreeMap<String, String>>) -> String {
-    match values {
-        None => name.to_string(),
-        Some(values) => {
-            let mut hasher = DefaultHasher::new();
-            values.iter().collect::<BTreeMap<_, _>>().hash(&mut hasher);
-            format!("{name}-{}", hasher.finish())
-        }
-    }
-}
-
 /// Everything wadm writes on an instance it starts for `app`, scaler `scaler_id` and
 /// spread `spread_name`.
 #[must_use]
@@ -191,17 +173,6 @@ mod tests {
             a,
             compute_id_sha256(&["SpreadScaler", "app", "c", "app-c", "img:1"])
         );
-    }
-
-    #[test]
-    fn config_id_hashes_values_only_when_managed() {
-        assert_eq!(config_scaler_id("ext", None), "ext");
-        let values = BTreeMap::from([("k".to_string(), "v".to_string())]);
-        let id = config_scaler_id("app-cfg", Some(&values));
-        assert!(id.starts_with("app-cfg-"), "{id}");
-        assert_eq!(id, config_scaler_id("app-cfg", Some(&values.clone())));
-        let other = BTreeMap::from([("k".to_string(), "w".to_string())]);
-        assert_ne!(id, config_scaler_id("app-cfg", Some(&other)));
     }
 
     #[test]

@@ -35,13 +35,13 @@ fn random_seeds_hold_every_invariant() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(DEFAULT_SEEDS);
     let threads = std::thread::available_parallelism().map_or(4, |n| n.get() as u64);
-    let failures: Vec<String> = std::thread::scope(|scope| {
+    let mut failures: Vec<(u64, String)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
                 scope.spawn(move || {
                     (0..seeds)
                         .filter(|s| s % threads == t)
-                        .filter_map(|s| run_seed(s).err())
+                        .filter_map(|s| run_seed(s).err().map(|e| (s, e)))
                         .collect::<Vec<_>>()
                 })
             })
@@ -51,10 +51,13 @@ fn random_seeds_hold_every_invariant() {
             .flat_map(|w| w.join().unwrap())
             .collect()
     });
-    if let Some(first) = failures.first() {
+    failures.sort();
+    if let Some((_, first)) = failures.first() {
+        let failed: Vec<String> = failures.iter().map(|(s, _)| s.to_string()).collect();
         panic!(
-            "{} of {seeds} seeds failed; first:\n{first}",
-            failures.len()
+            "{} of {seeds} seeds failed ({}); first:\n{first}",
+            failures.len(),
+            failed.join(", ")
         );
     }
 }
@@ -90,6 +93,24 @@ fn regression_seed_983_dead_host_known_only_from_inventory() {
 #[test]
 fn regression_seed_732_in_flight_to_a_fenced_host() {
     run_seed(732).unwrap();
+}
+
+/// Caught an undeploy declared finished while its `DeleteLink` had been lost: the
+/// status said `undeployed` with cleanup outstanding and the oracle ignored links of
+/// undeployed apps. The status now says what is still being removed, and the oracle
+/// checks the links and configs are gone.
+#[test]
+fn regression_seed_9684_undeploy_with_lost_link_delete() {
+    run_seed(9684).unwrap();
+}
+
+/// Caught a host whose events were missed during a NATS blip and which was cut off
+/// when wadm resynced: its stale inventory was never fetched again (its beats'
+/// record counts matched), so wadm said `deployed` with one instance too many. A
+/// reconnect now marks every inventory outdated until fetched again.
+#[test]
+fn regression_seed_12837_inventory_missed_during_blip() {
+    run_seed(12837).unwrap();
 }
 
 fn manifest(yaml: &str) -> Manifest {

@@ -40,6 +40,9 @@ impl LatticeState {
             Observation::ObserverConnected { at_ms } => {
                 self.observer_connected = true;
                 self.observer_since_ms = at_ms;
+                for host in self.hosts.values_mut() {
+                    host.inventory_outdated = true;
+                }
             }
             Observation::ObserverDisconnected { at_ms } => {
                 self.observer_connected = false;
@@ -107,6 +110,7 @@ impl LatticeState {
             })
             .collect();
         host.inventory_known = true;
+        host.inventory_outdated = false;
         host.beat_counts = None;
     }
 
@@ -163,7 +167,7 @@ impl LatticeState {
                 self.touch(host_id, at_ms);
             }
             other => {
-                self.apply_workload_event(other, at_ms);
+                self.apply_workload_event(with_host_id(other, source), at_ms);
                 self.note_heard_from(source, at_ms);
             }
         }
@@ -287,6 +291,22 @@ impl LatticeState {
             },
         );
     }
+}
+
+/// Workload events from hosts that leave `host_id` empty are about their publisher.
+fn with_host_id(mut event: LatticeEvent, source: &str) -> LatticeEvent {
+    let host_id = match &mut event {
+        LatticeEvent::ComponentScaled(e) => &mut e.host_id,
+        LatticeEvent::ComponentScaleFailed(e) => &mut e.host_id,
+        LatticeEvent::ProviderStarted(e) => &mut e.host_id,
+        LatticeEvent::ProviderStartFailed(e) => &mut e.host_id,
+        LatticeEvent::ProviderStopped(e) => &mut e.host_id,
+        _ => return event,
+    };
+    if host_id.is_empty() {
+        *host_id = source.to_string();
+    }
+    event
 }
 
 /// The failure key of a link: `link.del`'s key.

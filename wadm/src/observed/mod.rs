@@ -74,7 +74,9 @@ pub enum Observation {
         /// Its values, or `None` if there is no such config.
         values: Option<BTreeMap<String, String>>,
     },
-    /// wadm's own NATS connection is up (again) since `at_ms`.
+    /// wadm's own NATS connection is up (again) since `at_ms`. Every host's inventory
+    /// is then marked outdated (events were missed): the observer should fetch them all
+    /// (`hosts_needing_inventory`) before acting on the next pass.
     ObserverConnected {
         /// When it (re)connected.
         at_ms: u64,
@@ -145,6 +147,9 @@ pub struct HostState {
     pub beat_counts: Option<(u32, u32)>,
     /// When a probe of the host last failed (see [`Observation::ProbeFailed`]).
     pub probe_failed_ms: Option<u64>,
+    /// Events may have been missed (wadm was disconnected since the inventory was
+    /// taken): the inventory is still used, but should be fetched again.
+    pub inventory_outdated: bool,
 }
 
 /// A named config as far as wadm knows it.
@@ -281,13 +286,15 @@ impl LatticeState {
     }
 
     /// Hosts whose inventory wadm should fetch with `host.get`: known only from beats or
-    /// events, or whose last beat counts disagree with the inventory wadm holds.
+    /// events, possibly changed while wadm was disconnected, or whose last beat counts
+    /// disagree with the inventory wadm holds.
     #[must_use]
     pub fn hosts_needing_inventory(&self) -> Vec<&str> {
         self.hosts
             .values()
             .filter(|h| {
                 !h.inventory_known
+                    || h.inventory_outdated
                     || h.beat_counts.is_some_and(|(c, p)| {
                         usize::try_from(c).ok() != Some(h.components.len())
                             || usize::try_from(p).ok() != Some(h.providers.len())

@@ -269,3 +269,36 @@ fn cloud_events_become_observations() {
         }
     );
 }
+
+#[test]
+fn workload_events_without_host_id_are_about_their_publisher() {
+    let mut s = LatticeState::new(0);
+    event(&mut s, "N9", scaled("", "c", 2), 5);
+    assert_eq!(s.hosts["N9"].components["c"].max_instances, 2);
+    assert!(!s.hosts.contains_key(""));
+}
+
+#[test]
+fn reconnect_marks_inventories_outdated_until_fetched() {
+    let mut s = LatticeState::new(0);
+    s.apply(Observation::Inventory {
+        inventory: HostInventory {
+            host_id: "N1".into(),
+            ..HostInventory::default()
+        },
+        at_ms: 1,
+    });
+    assert!(s.hosts_needing_inventory().is_empty());
+    s.apply(Observation::ObserverDisconnected { at_ms: 2 });
+    s.apply(Observation::ObserverConnected { at_ms: 3 });
+    assert_eq!(s.hosts_needing_inventory(), vec!["N1"]);
+    assert!(s.hosts["N1"].inventory_known, "still used meanwhile");
+    s.apply(Observation::Inventory {
+        inventory: HostInventory {
+            host_id: "N1".into(),
+            ..HostInventory::default()
+        },
+        at_ms: 4,
+    });
+    assert!(s.hosts_needing_inventory().is_empty());
+}

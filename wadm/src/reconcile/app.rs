@@ -18,7 +18,15 @@ use crate::status::{AppStatus, ScalerStatus, StatusInfo};
 pub(crate) fn reconcile_app(app: &DeployedApp, ctx: &Ctx<'_>) -> (Vec<Command>, AppStatus) {
     if !app.deployed {
         let commands = cleanup::undeploy(app, ctx);
-        return (commands, AppStatus::bare(StatusInfo::undeployed("")));
+        let message = if commands.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "Removing {} thing(s) the application started",
+                commands.len()
+            )
+        };
+        return (commands, AppStatus::bare(StatusInfo::undeployed(message)));
     }
     let manifest = &app.manifest;
     let name = manifest.name();

@@ -34,7 +34,11 @@ pub(crate) fn undeploy(app: &DeployedApp, ctx: &Ctx<'_>) -> Vec<Command> {
     let manifests = std::iter::once(&app.manifest).chain(app.previous.iter());
     for manifest in manifests {
         for link in desired_links(manifest).into_iter().flatten() {
-            if ctx.links_from(&link.link.source_id).iter().any(|l| l.same_key(&link.link)) {
+            if ctx
+                .links_from(&link.link.source_id)
+                .iter()
+                .any(|l| l.same_key(&link.link))
+            {
                 commands.push(delete(&link.link, app.name()));
             }
         }
@@ -128,7 +132,7 @@ fn workloads_to_remove(app: &str, current: &Current, ctx: &Ctx<'_>) -> Vec<Comma
 /// Whether any placeable host runs an instance of `app` from a scaler the current
 /// version does not have (an upgrade still draining).
 fn runs_outdated(app: &str, current: &Current, ctx: &Ctx<'_>) -> bool {
-    ctx.instances_of(app).iter().any(|i| {
-        scaler_of(i.annotations).is_none_or(|id| !current.scaler_ids.contains(id))
-    })
+    ctx.instances_of(app)
+        .iter()
+        .any(|i| scaler_of(i.annotations).is_none_or(|id| !current.scaler_ids.contains(id)))
 }

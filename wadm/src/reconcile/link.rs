@@ -116,7 +116,7 @@ pub(crate) fn reconcile_link(
     };
     let link = &desired.link;
     let observed = ctx.links_from(&link.source_id);
-    if observed.iter().any(|l| *l == link) {
+    if observed.contains(&link) {
         return (Vec::new(), status(StatusInfo::deployed()));
     }
     let needed: Vec<String> = link

@@ -260,3 +260,26 @@ fn provider_upgrade_starts_the_new_one_before_stopping_the_old() {
         rec.commands
     );
 }
+
+#[test]
+fn a_draining_host_gets_no_new_work_and_its_work_moves() {
+    let (mut lab, apps) = two_hosts_converged();
+    lab.now += 250;
+    let beat = trellis_interfaces::liveness::LivenessBeat {
+        host_id: "A".into(),
+        seq: 99,
+        uptime_ms: 99_000,
+        components: 1,
+        providers: 0,
+        ready: false,
+    };
+    lab.state.apply(Observation::Liveness {
+        beat,
+        at_ms: lab.now,
+    });
+    lab.beat("B");
+    let rec = lab.reconcile(&apps);
+    let s = scales(&rec);
+    assert_eq!(s.len(), 1, "{s:?}");
+    assert_eq!((s[0].host_id.as_str(), s[0].count), ("B", 4));
+}

@@ -188,6 +188,34 @@ pub(crate) fn satisfied(
     }
     if deployed {
         check_links_and_configs(world, manifest)?;
+    } else {
+        check_links_and_configs_gone(world, manifest)?;
+    }
+    Ok(())
+}
+
+fn check_links_and_configs_gone(world: &World, manifest: &Manifest) -> Result<(), String> {
+    let app = manifest.name();
+    let links = world.links();
+    for (source, property) in manifest.links() {
+        let source_id = source.component_id(app);
+        let left = links.iter().any(|l| {
+            l.source_id == source_id
+                && l.wit_namespace == property.namespace
+                && l.wit_package == property.package
+                && l.name == property.link_name()
+        });
+        if left {
+            return Err(format!(
+                "link {source_id} -({}:{})-> … is still there",
+                property.namespace, property.package
+            ));
+        }
+    }
+    for (name, values) in desired_configs(manifest) {
+        if values.is_some() && world.configs.contains_key(&name) {
+            return Err(format!("config `{name}` is still there"));
+        }
     }
     Ok(())
 }
