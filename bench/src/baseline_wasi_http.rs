@@ -4,6 +4,13 @@
 //! TCP_NODELAY). The host's ingress is compared against this in the same run.
 //!
 //! Usage: `baseline-wasi-http <component.wasm> <addr>`
+//!
+//! Experiment knobs (unset in `bench/run.sh`, so the baseline stays plain
+//! wasmtime defaults): `BASELINE_KEEP_RESIDENT=<bytes>` sets the pooling
+//! allocator's `linear_memory_keep_resident` and `table_keep_resident`
+//! (reset slots with `memset` instead of `madvise`), and
+//! `BASELINE_PAGEMAP_SCAN=1` enables `pagemap_scan` (Linux >= 6.7). They exist
+//! to measure allocator settings before proposing them for the host.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -57,6 +64,23 @@ impl WasiHttpView for State {
     }
 }
 
+/// The pooling allocator: wasmtime's defaults unless an experiment knob is set.
+fn pooling_config() -> anyhow::Result<PoolingAllocationConfig> {
+    let mut pooling = PoolingAllocationConfig::default();
+    if let Ok(bytes) = std::env::var("BASELINE_KEEP_RESIDENT") {
+        let bytes: usize = bytes.parse().context("BASELINE_KEEP_RESIDENT")?;
+        pooling
+            .linear_memory_keep_resident(bytes)
+            .table_keep_resident(bytes);
+        eprintln!("experiment: keep_resident {bytes} bytes");
+    }
+    if std::env::var("BASELINE_PAGEMAP_SCAN").is_ok_and(|v| v == "1") {
+        pooling.pagemap_scan(wasmtime::Enabled::Yes);
+        eprintln!("experiment: pagemap_scan enabled");
+    }
+    Ok(pooling)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -66,9 +90,7 @@ async fn main() -> anyhow::Result<()> {
     let addr: SocketAddr = addr.parse().context("invalid address")?;
     let mut config = Config::new();
     config.wasm_component_model(true);
-    config.allocation_strategy(InstanceAllocationStrategy::Pooling(
-        PoolingAllocationConfig::default(),
-    ));
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config()?));
     let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let component = Component::from_file(&engine, path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut linker = Linker::<State>::new(&engine);

@@ -303,8 +303,8 @@ async fn many(
     )
     .await?;
     eprintln!(
-        "{count} distinct components scaled in {:.1} s",
-        started.elapsed().as_secs_f64()
+        "{count} distinct components scaled in {:.0} ms",
+        started.elapsed().as_secs_f64() * 1000.0
     );
     Ok(())
 }

@@ -18,7 +18,7 @@ use trellis_wadm::status::StatusType;
 
 /// Seeds run by default: enough for a few hundred hostile histories in well under a
 /// minute in a debug build.
-const DEFAULT_SEEDS: u64 = 400;
+const DEFAULT_SEEDS: u64 = 300;
 
 fn run_seed(seed: u64) -> Result<(), String> {
     let scenario = Scenario::random(seed).map_err(|e| e.to_string())?;
