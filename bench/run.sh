@@ -48,12 +48,11 @@ die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 # ---------------------------------------------------------------- processes --
 PIDS=()
 cleanup() {
-  local status=$?
-  for pid in "${PIDS[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  for pid in "${PIDS[@]}"; do
-    wait "$pid" 2>/dev/null || true
+  local status=$? i
+  # Newest first, so hosts stop while nats-server is still up (a host whose
+  # NATS is gone may not finish its shutdown; stop_pid escalates to SIGKILL).
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+    stop_pid "${PIDS[i]}"
   done
   if [ "${BENCH_KEEP:-0}" = 1 ] || [ "$status" -ne 0 ]; then
     printf 'bench: logs kept in %s\n' "$WORK" >&2

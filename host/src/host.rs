@@ -17,6 +17,10 @@ use crate::events::EventPublisher;
 use crate::lattice::{Bucket, LatticeChange, LatticeData, LatticeView, watch_bucket};
 use crate::runtime::{RunningComponent, Runtime, RuntimeError, SharedConfig};
 
+/// How long a stopping host tries to deliver `host_stopped` before exiting
+/// anyway (NATS may be gone).
+pub const STOP_FAREWELL_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Version reported in inventories and heartbeats (semver, as wadm requires).
 pub const HOST_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -418,13 +422,23 @@ impl HostInner {
             .unwrap_or_default();
         let timeout = drain_timeout.unwrap_or(self.config.drain_timeout);
         futures::future::join_all(running.iter().map(|c| c.drain(timeout))).await;
-        self.events
-            .publish(LatticeEvent::HostStopped(HostStopped {
-                labels: self.labels_snapshot(),
-            }))
-            .await;
-        if let Err(e) = self.nats.flush().await {
-            tracing::warn!(error = %e, "cannot flush NATS on stop");
+        let farewell = async {
+            self.events
+                .publish(LatticeEvent::HostStopped(HostStopped {
+                    labels: self.labels_snapshot(),
+                }))
+                .await;
+            self.nats.flush().await
+        };
+        // With NATS gone the publish and flush would wait for a reconnect
+        // that may never come; a stopping host must exit regardless.
+        match tokio::time::timeout(STOP_FAREWELL_TIMEOUT, farewell).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot flush NATS on stop"),
+            Err(_) => tracing::warn!(
+                timeout_ms = STOP_FAREWELL_TIMEOUT.as_millis() as u64,
+                "NATS unreachable while stopping; host_stopped not delivered"
+            ),
         }
         let _ = self.stop_tx.send(true);
     }

@@ -38,3 +38,13 @@ async fn nats_restart_host_comes_back_and_keeps_serving_http() {
     assert_eq!(inv.components.len(), 2);
     assert_eq!(http_get(port, "/").await.unwrap().0, 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_exits_even_when_nats_is_gone() {
+    let mut l = TestLattice::start().await.unwrap();
+    let mut host = l.host().await.unwrap();
+    l.nats.kill().unwrap();
+    host.signal_term().unwrap();
+    let status = host.wait_exit(std::time::Duration::from_secs(20)).await.unwrap();
+    assert!(status.success(), "{status:?}");
+}
