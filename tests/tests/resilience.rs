@@ -45,6 +45,9 @@ async fn sigterm_exits_even_when_nats_is_gone() {
     let mut host = l.host().await.unwrap();
     l.nats.kill().unwrap();
     host.signal_term().unwrap();
-    let status = host.wait_exit(std::time::Duration::from_secs(20)).await.unwrap();
+    let status = host
+        .wait_exit(std::time::Duration::from_secs(20))
+        .await
+        .unwrap();
     assert!(status.success(), "{status:?}");
 }
