@@ -1,0 +1,181 @@
+//! [`Connection`]: what the serve closure of [`run`](crate::run) gets — the
+//! wRPC server for this provider's exports, clients for calling linked
+//! components, and the live link table.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use trellis_interfaces::provider::HostData;
+use trellis_wrpc::{Server, TargetClient, Transport, headers};
+
+use crate::control::SharedState;
+use crate::links::LinkSnapshot;
+
+/// A provider's connection to its lattice. Cheap to clone.
+#[derive(Clone)]
+pub struct Connection {
+    inner: Arc<ConnectionInner>,
+}
+
+struct ConnectionInner {
+    host_data: HostData,
+    nats: async_nats::Client,
+    transport: Transport,
+    server: Server,
+    state: Arc<SharedState>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("provider_id", &self.provider_id())
+            .field("lattice", &self.lattice())
+            .field("host_id", &self.inner.host_data.host_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    pub(crate) fn new(
+        host_data: HostData,
+        nats: async_nats::Client,
+        transport: Transport,
+        state: Arc<SharedState>,
+    ) -> Self {
+        let prefix = wrpc_prefix(&host_data.lattice_rpc_prefix, &host_data.provider_key);
+        let server = transport.server(prefix.clone(), Some(prefix));
+        Self {
+            inner: Arc::new(ConnectionInner {
+                host_data,
+                nats,
+                transport,
+                server,
+                state,
+            }),
+        }
+    }
+
+    /// The wRPC server for this provider's exports: subject prefix
+    /// `{lattice}.{provider_id}`, queue group the same, so several instances
+    /// of the provider share the calls. Pass it to the generated
+    /// `serve(&conn.server(), handler)`.
+    pub fn server(&self) -> Server {
+        self.inner.server.clone()
+    }
+
+    /// A client for calling the exports of `target` (a component or provider
+    /// id), e.g. the source of a link on which this provider is the source.
+    /// Pass it to generated client functions:
+    /// `invoker::call(&conn.client_for("my-component"), None)`.
+    ///
+    /// Every call carries `source-id: {provider_id}` and `target-id: {target}`
+    /// headers (as wasmCloud's provider clients do) unless the caller's own
+    /// headers already set them.
+    pub fn client_for(&self, target: &str) -> ProviderClient {
+        let prefix = wrpc_prefix(self.lattice(), target);
+        ProviderClient {
+            inner: self.inner.transport.client().target(prefix),
+            source_id: self.provider_id().to_string(),
+            target_id: target.to_string(),
+        }
+    }
+
+    /// Host data as read at start.
+    pub fn host_data(&self) -> &HostData {
+        &self.inner.host_data
+    }
+
+    /// The links known now.
+    pub fn links(&self) -> LinkSnapshot {
+        self.inner.state.links()
+    }
+
+    /// The provider's merged named config now (start config, replaced by
+    /// every config update).
+    pub fn config(&self) -> HashMap<String, String> {
+        self.inner.state.config()
+    }
+
+    /// This provider's id.
+    pub fn provider_id(&self) -> &str {
+        &self.inner.host_data.provider_key
+    }
+
+    /// The lattice name.
+    pub fn lattice(&self) -> &str {
+        &self.inner.host_data.lattice_rpc_prefix
+    }
+
+    /// Id of the host that started this process.
+    pub fn host_id(&self) -> &str {
+        &self.inner.host_data.host_id
+    }
+
+    /// The NATS connection, for anything beyond wRPC.
+    pub fn nats(&self) -> &async_nats::Client {
+        &self.inner.nats
+    }
+
+    /// The wRPC transport.
+    pub fn transport(&self) -> &Transport {
+        &self.inner.transport
+    }
+}
+
+/// The wRPC subject prefix of `id`: `{lattice}.{id}` (PROTOCOL.md §3.1).
+fn wrpc_prefix(lattice: &str, id: &str) -> String {
+    format!("{lattice}.{id}")
+}
+
+/// A wRPC client for one target that adds `source-id` and `target-id`
+/// headers to every call. Implements [`wrpc_transport::Invoke`], so it is
+/// what generated client functions take.
+#[derive(Clone, Debug)]
+pub struct ProviderClient {
+    inner: TargetClient,
+    source_id: String,
+    target_id: String,
+}
+
+impl ProviderClient {
+    /// The underlying transport client, without the added headers.
+    pub fn target_client(&self) -> &TargetClient {
+        &self.inner
+    }
+
+    /// The id this client calls.
+    pub fn target_id(&self) -> &str {
+        &self.target_id
+    }
+
+    fn with_identity(&self, cx: Option<HeaderMap>) -> HeaderMap {
+        let mut headers = cx.unwrap_or_default();
+        if headers.get(headers::SOURCE_ID).is_none() {
+            headers.insert(headers::SOURCE_ID, self.source_id.as_str());
+        }
+        if headers.get(headers::TARGET_ID).is_none() {
+            headers.insert(headers::TARGET_ID, self.target_id.as_str());
+        }
+        headers
+    }
+}
+
+impl wrpc_transport::Invoke for ProviderClient {
+    type Context = Option<HeaderMap>;
+    type Outgoing = <TargetClient as wrpc_transport::Invoke>::Outgoing;
+    type Incoming = <TargetClient as wrpc_transport::Invoke>::Incoming;
+
+    fn invoke<P: AsRef<[Option<usize>]> + Send + Sync>(
+        &self,
+        cx: Self::Context,
+        instance: &str,
+        func: &str,
+        params: Bytes,
+        paths: impl AsRef<[P]> + Send,
+    ) -> impl Future<Output = anyhow::Result<(Self::Outgoing, Self::Incoming)>> + Send {
+        let headers = self.with_identity(cx);
+        self.inner.invoke(Some(headers), instance, func, params, paths)
+    }
+}

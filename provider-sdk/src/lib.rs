@@ -1,0 +1,37 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+// TEMP mod connection;
+// TEMP mod context;
+mod control;
+mod error;
+mod exports;
+mod host_data;
+mod links;
+mod logging;
+mod provider;
+// TEMP mod run;
+mod secrets;
+
+// TEMP
+pub use error::RunError;
+pub use exports::serve_exports;
+pub use host_data::{MAX_HOST_DATA_BYTES, read_host_data, read_host_data_from};
+pub use links::{LinkConfig, LinkKey, LinkRole, LinkSnapshot};
+pub use logging::init_logging;
+pub use provider::{InitContext, Provider};
+// TEMP
+
+/// Wire types shared with hosts.
+pub use trellis_interfaces::provider::{
+    HealthCheckResponse, HostData, HostDataError, InterfaceLinkDefinition, SecretValue,
+};
+
+// Crates whose types appear in this API, so providers use the same versions.
+pub use anyhow;
+pub use async_nats;
+pub use trellis_wrpc;
+pub use wrpc_transport;
+
+#[cfg(test)]
+mod control_tests;
