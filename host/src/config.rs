@@ -79,6 +79,13 @@ pub struct HostConfig {
     /// runs; empty allows any issuer. Unsigned components are governed by
     /// [`require_signed`](Self::require_signed) alone.
     pub allowed_issuers: Vec<String>,
+    /// Budget of a component-to-component or component-to-provider call over
+    /// the lattice when the caller's own deadline is not tighter (wasmCloud
+    /// hard-coded 10 s; here it is a flag).
+    pub rpc_timeout: Duration,
+    /// Call link targets that run on this host in-process (the fast path).
+    /// Off only to measure or test the lattice path.
+    pub prefer_local: bool,
 }
 
 impl HostConfig {
@@ -105,6 +112,8 @@ impl HostConfig {
             enable_provider_auction: true,
             require_signed: false,
             allowed_issuers: Vec::new(),
+            rpc_timeout: crate::dataplane::DEFAULT_RPC_TIMEOUT,
+            prefer_local: true,
         }
     }
 

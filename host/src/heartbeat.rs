@@ -71,6 +71,7 @@ async fn liveness_loop(host: Arc<HostInner>) {
             components: u32::try_from(components).unwrap_or(u32::MAX),
             providers: u32::try_from(providers).unwrap_or(u32::MAX),
             ready: !*host.stop_tx.borrow(),
+            calls: Some(host.dataplane.counts()),
         };
         if let Ok(payload) = serde_json::to_vec(&beat)
             && let Err(e) = host.nats.publish(subject.clone(), payload.into()).await

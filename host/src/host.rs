@@ -50,6 +50,9 @@ pub enum HostError {
     /// An `allowed_issuers` entry is not an account public key.
     #[error("invalid allowed issuer: {0}")]
     AllowedIssuer(#[from] crate::admission::IssuerKeyError),
+    /// The wRPC transport could not subscribe its inbox.
+    #[error("cannot start the lattice call transport: {0}")]
+    Transport(String),
     /// A control subscription failed.
     #[error("cannot subscribe to `{subject}`: {reason}")]
     Subscribe {
@@ -89,7 +92,8 @@ pub(crate) struct HostInner {
     pub events: EventPublisher,
     pub runtime: Arc<Runtime>,
     pub fetcher: ArtifactFetcher,
-    pub components: RwLock<HashMap<String, ComponentSlot>>,
+    pub components: Arc<RwLock<HashMap<String, ComponentSlot>>>,
+    pub dataplane: Arc<crate::dataplane::DataPlane>,
     pub providers: RwLock<HashMap<String, ProviderSlot>>,
     /// Serializes lifecycle operations per component id.
     pub component_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -146,6 +150,23 @@ impl Host {
         let mut labels = builtin_labels();
         labels.extend(config.labels.clone());
         let (stop_tx, stopped) = watch::channel(false);
+        let components = Arc::new(RwLock::new(HashMap::new()));
+        let dataplane = Arc::new(crate::dataplane::DataPlane::new(
+            config.lattice.clone(),
+            components.clone(),
+            config.prefer_local,
+            config.rpc_timeout,
+        ));
+        let transport = trellis_wrpc::Transport::new(
+            nats.clone(),
+            trellis_wrpc::TransportOptions {
+                default_timeout: config.rpc_timeout,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| HostError::Transport(e.to_string()))?;
+        dataplane.set_transport(transport);
         let events = EventPublisher::new(nats.clone(), config.lattice.clone(), id.clone());
         let inner = Arc::new(HostInner {
             id,
@@ -158,7 +179,8 @@ impl Host {
             events,
             runtime,
             fetcher,
-            components: RwLock::new(HashMap::new()),
+            components,
+            dataplane,
             providers: RwLock::new(HashMap::new()),
             component_locks: Mutex::new(HashMap::new()),
             inventory_changed: Notify::new(),
@@ -168,6 +190,7 @@ impl Host {
             config,
         });
         inner.replay_lattice_data().await;
+        inner.refresh_links();
         for (store, bucket) in [
             (inner.data.lattice.clone(), Bucket::Lattice),
             (inner.data.config.clone(), Bucket::Config),
@@ -319,8 +342,19 @@ impl HostInner {
                 self.refresh_component_config(Some(&name));
                 self.reconcile_http();
             }
-            LatticeChange::Spec(_) => self.reconcile_http(),
+            LatticeChange::Spec(_) => {
+                self.refresh_links();
+                self.refresh_component_config(None);
+                self.reconcile_http();
+            }
             LatticeChange::Other => {}
+        }
+    }
+
+    /// Rebuilds the data plane's link table from the lattice view.
+    pub fn refresh_links(&self) {
+        if let Ok(view) = self.view.read() {
+            self.dataplane.set_links(&view.links());
         }
     }
 
@@ -329,11 +363,14 @@ impl HostInner {
         let (Ok(view), Ok(components)) = (self.view.read(), self.components.read()) else {
             return;
         };
-        for slot in components.values() {
-            if name.is_some_and(|n| !slot.config_names.iter().any(|c| c == n)) {
+        for (id, slot) in components.iter() {
+            let link_names = view.link_config_names(id);
+            if name.is_some_and(|n| {
+                !slot.config_names.iter().any(|c| c == n) && !link_names.iter().any(|c| c == n)
+            }) {
                 continue;
             }
-            let merged = Arc::new(view.merged_config(&slot.config_names));
+            let merged = Arc::new(view.component_config(id, &slot.config_names));
             if let Ok(mut shared) = slot.shared_config.write() {
                 *shared = merged;
             }
@@ -415,6 +452,9 @@ impl HostInner {
         }
         tracing::info!(host_id = %self.id, "stopping host");
         self.http.close_all();
+        // Stop taking lattice calls before draining, so NATS routes new calls
+        // to the component's other hosts instead of to a draining one.
+        self.dataplane.unserve_all();
         let running: Vec<Arc<RunningComponent>> = self
             .components
             .write()

@@ -5,6 +5,7 @@ pub mod artifact;
 pub mod capability;
 pub mod config;
 mod ctl;
+pub mod dataplane;
 mod events;
 mod heartbeat;
 mod host;

@@ -51,6 +51,12 @@ struct Args {
     /// Wall-clock limit of one invocation, in ms [default 600000]
     #[arg(long)]
     max_execution_time_ms: Option<u64>,
+    /// Budget of a call over the lattice, in ms, when the caller's deadline is not tighter [default 10000]
+    #[arg(long)]
+    rpc_timeout_ms: Option<u64>,
+    /// Send calls to link targets over the lattice even when they run on this host (benchmarks, tests)
+    #[arg(long)]
+    no_local_calls: bool,
     /// Linear-memory limit of one component instance, in bytes [default 64 MiB]
     #[arg(long)]
     max_linear_memory_bytes: Option<u64>,
@@ -171,6 +177,10 @@ fn config(args: Args) -> anyhow::Result<(HostConfig, bool, String)> {
     if let Some(ms) = env_or(args.max_execution_time_ms, "MAX_EXECUTION_TIME_MS")? {
         c.max_execution_time = Duration::from_millis(ms);
     }
+    if let Some(ms) = env_or(args.rpc_timeout_ms, "RPC_TIMEOUT_MS")? {
+        c.rpc_timeout = Duration::from_millis(ms);
+    }
+    c.prefer_local = !env_flag(args.no_local_calls, "NO_LOCAL_CALLS")?;
     if let Some(b) = env_or(args.max_linear_memory_bytes, "MAX_LINEAR_MEMORY_BYTES")? {
         c.max_linear_memory_bytes = b;
     }

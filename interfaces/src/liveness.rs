@@ -23,6 +23,20 @@ pub struct LivenessBeat {
     pub providers: u32,
     /// Whether the host accepts work (false while starting or draining).
     pub ready: bool,
+    /// Link calls by path since the host started (absent from older hosts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls: Option<CallCounts>,
+}
+
+/// Calls through links, by the path they took.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallCounts {
+    /// Calls from components here to targets here, made in-process.
+    pub local: u64,
+    /// Calls from components here sent over the lattice.
+    pub lattice: u64,
+    /// Calls received from the lattice and run by components here.
+    pub served: u64,
 }
 
 #[cfg(test)]
@@ -38,6 +52,7 @@ mod tests {
             components: 2,
             providers: 1,
             ready: true,
+            calls: None,
         };
         let json = serde_json::to_string(&beat).unwrap();
         assert_eq!(

@@ -3,11 +3,13 @@
 //! links and config when they change (see [`http_server`]), *prepare* builds
 //! per-invocation state (in [`crate::runtime::InvocationState`]).
 //!
+//! - [`bus`]: `wasmcloud:bus/lattice`, the per-invocation link name.
 //! - [`config`]: `wasi:config/store` from the component's named config.
 //! - [`logging`]: `wasi:logging/logging` into `tracing`, tagged with the component id.
 //! - [`http_server`]: the `wasi:http` incoming listener (`builtin://http-server`).
 //! - [`http_client`]: outgoing `wasi:http`, denied until a client capability is linked.
 
+pub mod bus;
 pub mod config;
 pub mod http_client;
 pub mod http_server;
@@ -38,5 +40,6 @@ pub(crate) mod bindings {
 pub(crate) fn add_to_linker(linker: &mut Linker<InvocationState>) -> wasmtime::Result<()> {
     bindings::wasi::config::store::add_to_linker::<_, HasSelf<InvocationState>>(linker, |s| s)?;
     bindings::wasi::logging::logging::add_to_linker::<_, HasSelf<InvocationState>>(linker, |s| s)?;
+    bus::add_to_linker(linker)?;
     Ok(())
 }

@@ -206,7 +206,7 @@ async fn start_new(
     let merged = host
         .view
         .read()
-        .map(|v| v.merged_config(&cmd.config))
+        .map(|v| v.component_config(&cmd.component_id, &cmd.config))
         .unwrap_or_default();
     let shared = Arc::new(RwLock::new(Arc::new(merged)));
     let running = RunningComponent::new(
@@ -220,19 +220,22 @@ async fn start_new(
             config: shared.clone(),
             max_execution_time: execution_limit(cmd),
             claims: claims.clone(),
+            dataplane: host.dataplane.clone(),
         },
     )
     .map_err(|e| e.to_string())?;
+    let running = Arc::new(running);
     if let Ok(mut components) = host.components.write() {
         components.insert(
             cmd.component_id.clone(),
             ComponentSlot {
-                current: Arc::new(running),
+                current: running.clone(),
                 config_names: cmd.config.clone(),
                 shared_config: shared,
             },
         );
     }
+    host.dataplane.serve_component(&running).await;
     host.inventory_changed.notify_one();
     host.reconcile_http();
     ensure_spec(host, &cmd.component_id, &cmd.component_ref).await;
@@ -345,10 +348,15 @@ async fn replace_image(
             config: shared,
             max_execution_time: None,
             claims: claims.clone(),
+            dataplane: host.dataplane.clone(),
         },
     )
     .map_err(|e| e.to_string())?;
-    swap(host, id, Arc::new(next), None);
+    let next = Arc::new(next);
+    swap(host, id, next.clone(), None);
+    // The new image may export other functions: resubscribe (the new
+    // subscriptions exist before the old ones go, so no call is refused).
+    host.dataplane.serve_component(&next).await;
     ensure_spec(host, id, new_ref).await;
     if let Some(claims) = &claims {
         record_claims(host, claims).await;
@@ -376,6 +384,8 @@ async fn stop_component(
     requested_ref: &str,
     annotations: BTreeMap<String, String>,
 ) {
+    // Unsubscribe first, so the lattice routes new calls to other hosts.
+    host.dataplane.unserve_component(id);
     let removed = host.components.write().ok().and_then(|mut c| c.remove(id));
     let image_ref = removed
         .as_ref()

@@ -107,6 +107,32 @@ impl LatticeView {
             .unwrap_or_default()
     }
 
+    /// Names of the configs that links hand to `id`: `source_config` of the
+    /// links it makes, `target_config` of the links made to it. wasmCloud 1.x
+    /// gave link config to providers only; Trellis gives it to components too.
+    pub fn link_config_names(&self, id: &str) -> Vec<String> {
+        let mut names = Vec::new();
+        for spec in self.specs.values() {
+            for link in &spec.links {
+                if link.source_id == id {
+                    names.extend(link.source_config.iter().cloned());
+                }
+                if link.target == id {
+                    names.extend(link.target_config.iter().cloned());
+                }
+            }
+        }
+        names
+    }
+
+    /// What a component reads through `wasi:config`: the configs of its links
+    /// merged first, then its own named configs over them (its own win).
+    pub fn component_config(&self, id: &str, own: &[String]) -> BTreeMap<String, String> {
+        let mut merged = self.merged_config(&self.link_config_names(id));
+        merged.extend(self.merged_config(own));
+        merged
+    }
+
     /// A named config, if it exists.
     pub fn config(&self, name: &str) -> Option<&HashMap<String, String>> {
         self.configs.get(name)

@@ -14,7 +14,9 @@ use wasmtime_wasi_http::p2::{WasiHttpView, hyper_request_error};
 
 use super::cache::CacheOutcome;
 use super::engine::Runtime;
-use super::state::InvocationState;
+use super::state::{CallScope, InvocationState};
+use crate::dataplane::DataPlane;
+use crate::dataplane::exports::ExportTable;
 
 /// A component's merged named config, shared by every generation of a running
 /// component and refreshed when `CONFIGDATA` changes.
@@ -53,7 +55,23 @@ pub enum InvokeError {
         /// The component.
         component_id: String,
         /// The missing export.
-        export: &'static str,
+        export: String,
+    },
+    /// The parameters of a lattice call could not be decoded.
+    #[error("component `{component_id}` received a malformed call: {message}")]
+    Decode {
+        /// The component.
+        component_id: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// The call's deadline passed.
+    #[error("component `{component_id}` did not finish within the call's deadline of {ms} ms")]
+    Deadline {
+        /// The component.
+        component_id: String,
+        /// The budget it had.
+        ms: u64,
     },
     /// The component is draining or stopped.
     #[error("component `{0}` is stopping and takes no new invocations")]
@@ -110,18 +128,20 @@ pub fn compile(runtime: &Runtime, bytes: &[u8]) -> Result<CompiledArtifact, Comp
 /// with its concurrency bound. Scaling or updating creates a new generation;
 /// in-flight invocations finish on the one they started on.
 pub struct RunningComponent {
-    id: Arc<str>,
+    pub(super) id: Arc<str>,
     image_ref: String,
     digest: String,
     max_instances: u32,
     annotations: BTreeMap<String, String>,
-    pre: InstancePre<InvocationState>,
+    pub(super) pre: InstancePre<InvocationState>,
     proxy: Option<ProxyPre<InvocationState>>,
     permits: Arc<Semaphore>,
     config: SharedConfig,
-    runtime: Arc<Runtime>,
-    max_execution_time: Duration,
+    pub(super) runtime: Arc<Runtime>,
+    pub(super) max_execution_time: Duration,
     claims: Option<VerifiedClaims>,
+    exports: Arc<ExportTable>,
+    dataplane: Arc<DataPlane>,
 }
 
 /// What is needed to build a [`RunningComponent`].
@@ -140,6 +160,8 @@ pub struct ComponentParams {
     pub max_execution_time: Option<Duration>,
     /// Claims admission verified, if the artifact is signed.
     pub claims: Option<VerifiedClaims>,
+    /// Where its imports go and how its exports are reached.
+    pub dataplane: Arc<DataPlane>,
 }
 
 impl RunningComponent {
@@ -149,31 +171,21 @@ impl RunningComponent {
         compiled: &CompiledArtifact,
         params: ComponentParams,
     ) -> Result<Self, ComponentError> {
-        let pre = match runtime.linker().instantiate_pre(&compiled.component) {
-            Ok(pre) => pre,
-            Err(missing) => {
-                // Imports the host does not serve (custom interfaces, to be
-                // linked to other components) become traps: the component
-                // starts, and a call to such an import fails with a clear
-                // trap. This is done only when needed, because
-                // `define_unknown_imports_as_traps` does not apply semver
-                // matching and would shadow e.g. `wasi:http/types@0.2.4`.
-                tracing::warn!(component_id = %params.id, error = format!("{missing:#}"), "component imports interfaces this host does not serve; calls to them will trap");
-                let mut linker = runtime.linker().clone();
-                linker
-                    .define_unknown_imports_as_traps(&compiled.component)
-                    .map_err(|e| ComponentError::Link(format!("{e:#}")))?;
-                linker
-                    .instantiate_pre(&compiled.component)
-                    .map_err(|e| ComponentError::Link(format!("{e:#}")))?
-            }
-        };
+        let id: Arc<str> = Arc::from(params.id);
+        let pre = crate::dataplane::imports::instantiate_pre(
+            runtime.linker(),
+            runtime.engine(),
+            &compiled.component,
+            &id,
+            &params.dataplane,
+        )?;
+        let exports = Arc::new(ExportTable::new(runtime.engine(), &compiled.component));
         let proxy = ProxyPre::new(pre.clone()).ok();
         let max_execution_time = params
             .max_execution_time
             .unwrap_or_else(|| runtime.max_execution_time());
         Ok(Self {
-            id: Arc::from(params.id),
+            id,
             image_ref: params.image_ref,
             digest: compiled.digest.clone(),
             max_instances: params.max_instances.max(1),
@@ -185,6 +197,8 @@ impl RunningComponent {
             runtime,
             max_execution_time,
             claims: params.claims,
+            exports,
+            dataplane: params.dataplane,
         })
     }
 
@@ -204,6 +218,8 @@ impl RunningComponent {
             runtime: self.runtime.clone(),
             max_execution_time: self.max_execution_time,
             claims: self.claims.clone(),
+            exports: self.exports.clone(),
+            dataplane: self.dataplane.clone(),
         }
     }
 
@@ -235,6 +251,10 @@ impl RunningComponent {
     pub fn exports_http(&self) -> bool {
         self.proxy.is_some()
     }
+    /// Its exported functions.
+    pub fn exports(&self) -> &ExportTable {
+        &self.exports
+    }
     /// The underlying pre-instance (for other exports).
     pub fn instance_pre(&self) -> &InstancePre<InvocationState> {
         &self.pre
@@ -259,7 +279,15 @@ impl RunningComponent {
     }
 
     async fn acquire(&self) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit), InvokeError> {
-        let wait = self.max_execution_time;
+        self.acquire_within(self.max_execution_time).await
+    }
+
+    /// Takes this component's instance permit and a host instance slot,
+    /// waiting at most `wait` for each.
+    pub(super) async fn acquire_within(
+        &self,
+        wait: Duration,
+    ) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit), InvokeError> {
         let own = tokio::time::timeout(wait, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| InvokeError::Busy(self.id.to_string()))?
@@ -274,15 +302,24 @@ impl RunningComponent {
 
     /// A fresh store for one invocation, with its deadline armed.
     pub fn new_store(&self) -> Store<InvocationState> {
+        self.new_store_in(CallScope::root(self.max_execution_time))
+    }
+
+    /// A fresh store for an invocation made within `scope` (its deadline
+    /// already capped by the execution limit).
+    pub(super) fn new_store_in(&self, scope: CallScope) -> Store<InvocationState> {
         let config = self.config.read().map(|c| c.clone()).unwrap_or_default();
-        let state = InvocationState::new(
+        let mut state = InvocationState::new(
             self.id.clone(),
             config,
             self.runtime.max_linear_memory_bytes(),
         );
+        let budget = scope.remaining();
+        state.scope = scope;
+        state.links = Some(self.dataplane.clone());
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(Runtime::deadline_ticks(self.max_execution_time));
+        store.set_epoch_deadline(Runtime::deadline_ticks(budget));
         store.epoch_deadline_trap();
         store
     }
@@ -297,7 +334,7 @@ impl RunningComponent {
         let Some(proxy) = self.proxy.clone() else {
             return Err(InvokeError::NotExported {
                 component_id: self.id.to_string(),
-                export: "wasi:http/incoming-handler",
+                export: "wasi:http/incoming-handler".into(),
             });
         };
         let permits = self.acquire().await?;
@@ -371,6 +408,9 @@ pub fn error_status(e: &InvokeError) -> http::StatusCode {
     match e {
         InvokeError::NotExported { .. } => http::StatusCode::NOT_IMPLEMENTED,
         InvokeError::Stopping(_) | InvokeError::Busy(_) => http::StatusCode::SERVICE_UNAVAILABLE,
-        InvokeError::Trap { .. } => http::StatusCode::INTERNAL_SERVER_ERROR,
+        InvokeError::Trap { .. } | InvokeError::Decode { .. } => {
+            http::StatusCode::INTERNAL_SERVER_ERROR
+        }
+        InvokeError::Deadline { .. } => http::StatusCode::GATEWAY_TIMEOUT,
     }
 }

@@ -4,9 +4,10 @@
 //! [`RunningComponent`], a compiled component ready to be instantiated.
 
 mod cache;
-mod component;
+mod calls;
+pub(crate) mod component;
 mod engine;
-mod state;
+pub(crate) mod state;
 
 pub use cache::PrecompiledCache;
 pub use component::{
@@ -14,4 +15,4 @@ pub use component::{
     VerifiedClaims, check_header, compile, error_status,
 };
 pub use engine::{Runtime, RuntimeError};
-pub use state::InvocationState;
+pub use state::{CallScope, InvocationState};

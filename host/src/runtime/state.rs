@@ -1,5 +1,8 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Engine, StoreLimits, StoreLimitsBuilder};
@@ -23,6 +26,51 @@ pub struct InvocationState {
     pub(crate) component_id: Arc<str>,
     /// Merged named config of the component (`wasi:config/store`).
     pub(crate) config: Arc<BTreeMap<String, String>>,
+    /// Who called and until when: bounds nested calls made by this invocation.
+    pub(crate) scope: CallScope,
+    /// Link names chosen with `wasmcloud:bus/lattice.set-link-name`, keyed by
+    /// `namespace:package/interface`. Per store, so per invocation: concurrent
+    /// invocations of one component never see each other's choice.
+    pub(crate) link_names: HashMap<String, String>,
+    /// `wasmcloud:bus/lattice` needs the link table to validate names.
+    pub(crate) links: Option<Arc<crate::dataplane::DataPlane>>,
+    wrpc: WrpcSlot,
+}
+
+/// Maximum depth of nested in-process calls (A calls B calls C …). Each level
+/// holds an instance slot while it waits for the next, so without a bound two
+/// components calling each other could wait on slots forever.
+pub const MAX_CALL_DEPTH: u8 = 8;
+
+/// The caller-side context of one invocation.
+#[derive(Clone, Debug)]
+pub struct CallScope {
+    /// The component or provider that called this invocation, if any.
+    pub source_id: Option<Arc<str>>,
+    /// The link name the caller used.
+    pub link_name: Option<Arc<str>>,
+    /// When this invocation must be done (the callee's execution limit capped
+    /// by the caller's remaining budget).
+    pub deadline: Instant,
+    /// Nesting depth of in-process calls.
+    pub depth: u8,
+}
+
+impl CallScope {
+    /// A top-level invocation (HTTP request, message) with `limit` to run.
+    pub fn root(limit: Duration) -> Self {
+        Self {
+            source_id: None,
+            link_name: None,
+            deadline: Instant::now() + limit,
+            depth: 0,
+        }
+    }
+
+    /// What is left of the budget.
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
 }
 
 impl InvocationState {
@@ -50,7 +98,114 @@ impl InvocationState {
                 .build(),
             component_id,
             config,
+            scope: CallScope::root(Duration::from_secs(60)),
+            link_names: HashMap::new(),
+            links: None,
+            wrpc: WrpcSlot::default(),
         }
+    }
+}
+
+/// `wrpc-runtime-wasmtime`'s value codec needs a [`wrpc_runtime_wasmtime::WrpcView`]
+/// on the store data. Trellis routes imports itself (see
+/// [`crate::dataplane`]), so the view's own client is never used to invoke:
+/// [`Unrouted`] refuses, and only the resource table is real.
+#[derive(Default)]
+struct WrpcSlot {
+    client: Unrouted,
+    shared: wrpc_runtime_wasmtime::SharedResourceTable,
+}
+
+/// An `Invoke` that refuses every call: imports are routed by the data plane.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Unrouted;
+
+impl wrpc_transport::Invoke for Unrouted {
+    type Context = ();
+    type Outgoing = Closed;
+    type Incoming = Closed;
+
+    async fn invoke<P>(
+        &self,
+        _cx: Self::Context,
+        instance: &str,
+        func: &str,
+        _params: bytes::Bytes,
+        _paths: impl AsRef<[P]> + Send,
+    ) -> anyhow::Result<(Self::Outgoing, Self::Incoming)>
+    where
+        P: AsRef<[Option<usize>]> + Send + Sync,
+    {
+        anyhow::bail!("`{instance}.{func}` is not routed through wrpc-runtime-wasmtime")
+    }
+}
+
+/// The streams of an [`Unrouted`] call: reads end at once, writes fail.
+#[derive(Debug, Default)]
+pub struct Closed;
+
+impl wrpc_transport::Index<Closed> for Closed {
+    fn index(&self, _path: &[usize]) -> anyhow::Result<Closed> {
+        Ok(Closed)
+    }
+}
+
+impl tokio::io::AsyncRead for Closed {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        _buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl tokio::io::AsyncWrite for Closed {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        _buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(Err(std::io::ErrorKind::NotConnected.into()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl wrpc_runtime_wasmtime::WrpcCtx<Unrouted> for WrpcSlot {
+    fn context(&self) {}
+    fn client(&self) -> &Unrouted {
+        &self.client
+    }
+    fn shared_resources(&mut self) -> &mut wrpc_runtime_wasmtime::SharedResourceTable {
+        &mut self.shared
+    }
+}
+
+impl wrpc_runtime_wasmtime::WrpcView for InvocationState {
+    type Invoke = Unrouted;
+    fn wrpc(&mut self) -> wrpc_runtime_wasmtime::WrpcCtxView<'_, Unrouted> {
+        wrpc_runtime_wasmtime::WrpcCtxView {
+            ctx: &mut self.wrpc,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl InvocationState {
+    /// The store's resource table (host-defined resources).
+    pub(crate) fn table_mut(&mut self) -> &mut ResourceTable {
+        &mut self.table
     }
 }
 

@@ -27,6 +27,7 @@ fn beat(state: &mut LatticeState, host: &str, seq: u64, components: u32, at_ms: 
             components,
             providers: 0,
             ready: true,
+            calls: None,
         },
         at_ms,
     });

@@ -272,6 +272,7 @@ fn a_draining_host_gets_no_new_work_and_its_work_moves() {
         components: 1,
         providers: 0,
         ready: false,
+        calls: None,
     };
     lab.state.apply(Observation::Liveness {
         beat,

@@ -108,6 +108,7 @@ impl SimHost {
             components: u32::try_from(self.components.len()).unwrap_or(u32::MAX),
             providers: u32::try_from(self.providers.len()).unwrap_or(u32::MAX),
             ready: true,
+            calls: None,
         };
         self.beat_seq += 1;
         beat

@@ -1,0 +1,193 @@
+//! The link table: where an import of a component goes. Built from the
+//! lattice view whenever a `COMPONENT_*` spec changes (not per call), keyed
+//! by `(source, namespace:package/interface, link name)`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use trellis_interfaces::link::{DEFAULT_LINK_NAME, Link};
+
+/// Key of one routed interface.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct RouteKey {
+    source: String,
+    interface: String,
+    name: String,
+}
+
+/// Snapshot of every link in the lattice, indexed for routing.
+#[derive(Debug, Default)]
+pub struct LinkTable {
+    routes: HashMap<RouteKey, Arc<str>>,
+    /// Link names each `(source, interface)` has, for error messages.
+    names: HashMap<(String, String), Vec<String>>,
+}
+
+/// A call could not be routed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RouteError {
+    /// No link with that name for that interface.
+    #[error(
+        "component `{source_id}` has no link named `{link_name}` for `{interface}`{hint}: add one with `wash link put {source_id} <target> {namespace} {package} --interface {iface} --link-name {link_name}` or in the application manifest"
+    )]
+    NoLink {
+        /// The caller.
+        source_id: String,
+        /// `ns:pkg/iface`.
+        interface: String,
+        /// The link name the call used.
+        link_name: String,
+        /// Namespace, for the hint.
+        namespace: String,
+        /// Package, for the hint.
+        package: String,
+        /// Interface, for the hint.
+        iface: String,
+        /// Other link names that exist, if any.
+        hint: String,
+    },
+}
+
+impl LinkTable {
+    /// Indexes `links`.
+    pub fn new(links: &[Link]) -> Self {
+        let mut table = Self::default();
+        for link in links {
+            for interface in link.qualified_interfaces() {
+                table
+                    .names
+                    .entry((link.source_id.clone(), interface.clone()))
+                    .or_default()
+                    .push(link.name.clone());
+                table.routes.insert(
+                    RouteKey {
+                        source: link.source_id.clone(),
+                        interface,
+                        name: link.name.clone(),
+                    },
+                    Arc::from(link.target.as_str()),
+                );
+            }
+        }
+        table
+    }
+
+    /// The target of `source`'s calls to `interface` (`ns:pkg/iface`,
+    /// unversioned) under `link_name`.
+    pub fn resolve(
+        &self,
+        source: &str,
+        interface: &str,
+        link_name: &str,
+    ) -> Result<Arc<str>, RouteError> {
+        let key = RouteKey {
+            source: source.to_string(),
+            interface: interface.to_string(),
+            name: link_name.to_string(),
+        };
+        if let Some(target) = self.routes.get(&key) {
+            return Ok(target.clone());
+        }
+        let (ns_pkg, iface) = interface.split_once('/').unwrap_or((interface, ""));
+        let (namespace, package) = ns_pkg.split_once(':').unwrap_or((ns_pkg, ""));
+        let hint = match self.names.get(&(source.to_string(), interface.to_string())) {
+            Some(names) if !names.is_empty() => {
+                format!(" (it has: {})", names.join(", "))
+            }
+            _ => String::new(),
+        };
+        Err(RouteError::NoLink {
+            source_id: source.to_string(),
+            interface: interface.to_string(),
+            link_name: link_name.to_string(),
+            namespace: namespace.to_string(),
+            package: package.to_string(),
+            iface: iface.to_string(),
+            hint,
+        })
+    }
+
+    /// Whether `source` has a link named `name` for `interface`.
+    pub fn has(&self, source: &str, interface: &str, name: &str) -> bool {
+        self.routes.contains_key(&RouteKey {
+            source: source.to_string(),
+            interface: interface.to_string(),
+            name: name.to_string(),
+        })
+    }
+}
+
+/// `ns:pkg/iface@1.2.3` → `ns:pkg/iface`.
+pub fn unversioned(instance: &str) -> &str {
+    instance.split_once('@').map_or(instance, |(name, _)| name)
+}
+
+/// The link name used when the component chose none.
+pub fn default_link_name() -> &'static str {
+    DEFAULT_LINK_NAME
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(source: &str, target: &str, name: &str, ifaces: &[&str]) -> Link {
+        Link {
+            source_id: source.into(),
+            target: target.into(),
+            name: name.into(),
+            wit_namespace: "example".into(),
+            wit_package: "pong".into(),
+            interfaces: ifaces.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn resolves_by_source_interface_and_name() {
+        let t = LinkTable::new(&[
+            link("ping", "pong", "default", &["pingpong"]),
+            link("ping", "pong2", "other", &["pingpong"]),
+        ]);
+        assert_eq!(
+            &*t.resolve("ping", "example:pong/pingpong", "default")
+                .unwrap(),
+            "pong"
+        );
+        assert_eq!(
+            &*t.resolve("ping", "example:pong/pingpong", "other").unwrap(),
+            "pong2"
+        );
+        assert!(t.has("ping", "example:pong/pingpong", "other"));
+    }
+
+    #[test]
+    fn missing_link_names_component_interface_and_link() {
+        let t = LinkTable::new(&[link("ping", "pong", "default", &["pingpong"])]);
+        let err = t
+            .resolve("ping", "example:pong/pingpong", "backup")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("component `ping`"), "{err}");
+        assert!(err.contains("`backup`"), "{err}");
+        assert!(err.contains("`example:pong/pingpong`"), "{err}");
+        assert!(err.contains("(it has: default)"), "{err}");
+        let err = t
+            .resolve("other", "example:pong/pingpong", "default")
+            .unwrap_err();
+        assert!(!err.to_string().contains("it has"));
+    }
+
+    #[test]
+    fn strips_versions() {
+        assert_eq!(
+            unversioned("example:pong/pingpong@0.1.0"),
+            "example:pong/pingpong"
+        );
+        assert_eq!(
+            unversioned("example:pong/pingpong"),
+            "example:pong/pingpong"
+        );
+    }
+}

@@ -1,0 +1,104 @@
+//! Offers a running component's exports on the lattice: one queue
+//! subscription per exported function on
+//! `{lattice}.{id}.wrpc.0.0.1.{instance}.{func}`, group `{lattice}.{id}`, so
+//! NATS spreads calls over every host that runs the component. Each call runs
+//! on the component's *current* generation, so updates need no resubscribe.
+
+use std::sync::Arc;
+
+use futures::StreamExt as _;
+use tokio::task::JoinHandle;
+use wrpc_transport::Serve as _;
+
+use super::DataPlane;
+use crate::runtime::RunningComponent;
+use crate::runtime::component::InvokeError;
+
+/// The subscriptions of one component; dropping it unsubscribes.
+pub(crate) struct ExportServer {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for ExportServer {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl ExportServer {
+    /// Subscribes every lattice-callable export of `component`.
+    pub(crate) async fn start(
+        dp: Arc<DataPlane>,
+        transport: &trellis_wrpc::Transport,
+        component: &RunningComponent,
+    ) -> Self {
+        let id: Arc<str> = Arc::from(component.id());
+        let prefix = format!("{}.{id}", dp.lattice());
+        let server = transport.server(prefix.clone(), Some(prefix));
+        let mut tasks = Vec::new();
+        for export in component.exports().iter() {
+            if !export.value_only {
+                tracing::debug!(component_id = %id, instance = %export.instance, func = %export.func, "export passes resources or streams; not offered on the lattice");
+                continue;
+            }
+            let no_paths: [Box<[Option<usize>]>; 0] = [];
+            let stream = match server.serve(&export.instance, &export.func, no_paths).await {
+                Ok(stream) => stream,
+                Err(e) => {
+                    tracing::warn!(component_id = %id, instance = %export.instance, func = %export.func, error = format!("{e:#}"), "cannot offer export on the lattice");
+                    continue;
+                }
+            };
+            let dp = dp.clone();
+            let id = id.clone();
+            let instance: Arc<str> = Arc::from(export.instance.as_str());
+            let func: Arc<str> = Arc::from(export.func.as_str());
+            tasks.push(tokio::spawn(async move {
+                let mut stream = std::pin::pin!(stream);
+                while let Some(item) = stream.next().await {
+                    let (cx, tx, rx) = match item {
+                        Ok(item) => item,
+                        Err(e) => {
+                            tracing::debug!(component_id = %id, error = format!("{e:#}"), "malformed lattice call dropped");
+                            continue;
+                        }
+                    };
+                    let dp = dp.clone();
+                    let id = id.clone();
+                    let instance = instance.clone();
+                    let func = func.clone();
+                    tokio::spawn(async move {
+                        let reporter = tx.reporter();
+                        let Some(current) = dp.current(&id) else {
+                            reporter.fail(
+                                trellis_wrpc::RemoteErrorKind::Stopping,
+                                format!("component `{id}` no longer runs on this host"),
+                            );
+                            return;
+                        };
+                        dp.count_served();
+                        if let Err(e) = current.serve_call(cx, &instance, &func, tx, rx).await {
+                            reporter.fail(remote_kind(&e), e.to_string());
+                        }
+                    });
+                }
+            }));
+        }
+        Self { tasks }
+    }
+}
+
+/// The wire kind for an invocation failure.
+pub(crate) fn remote_kind(e: &InvokeError) -> trellis_wrpc::RemoteErrorKind {
+    use trellis_wrpc::RemoteErrorKind as K;
+    match e {
+        InvokeError::NotExported { .. } => K::NotExported,
+        InvokeError::Stopping(_) => K::Stopping,
+        InvokeError::Busy(_) => K::Busy,
+        InvokeError::Trap { .. } => K::Trap,
+        InvokeError::Decode { .. } => K::Decode,
+        InvokeError::Deadline { .. } => K::Deadline,
+    }
+}

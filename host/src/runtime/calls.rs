@@ -1,0 +1,139 @@
+//! Calls into a component's exported functions other than HTTP: from another
+//! component on this host (the in-process fast path: plain [`Val`]s, no
+//! encoding) and from the lattice (wRPC-encoded, through `trellis-wrpc`).
+
+use wasmtime::component::{Type, Val};
+
+use super::component::{InvokeError, RunningComponent};
+use super::state::CallScope;
+
+impl RunningComponent {
+    /// Calls `instance.func` with `params`, writing into the caller's
+    /// `results`. wasmtime type-checks the values against this component's
+    /// own types (record fields and cases by name).
+    pub async fn call_local(
+        &self,
+        mut scope: CallScope,
+        instance: &str,
+        func: &str,
+        params: &[Val],
+        results: &mut [Val],
+    ) -> Result<(), InvokeError> {
+        let export = self
+            .exports()
+            .get(instance, func)
+            .ok_or_else(|| self.not_exported(instance, func))?
+            .index;
+        scope.deadline = scope
+            .deadline
+            .min(tokio::time::Instant::now() + self.max_execution_time);
+        let budget = scope.remaining();
+        let _permits = self.acquire_within(budget).await?;
+        let mut store = self.new_store_in(scope);
+        let call = async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            let Some(f) = instance.get_func(&mut store, export) else {
+                wasmtime::bail!("export `{func}` vanished from its instance");
+            };
+            f.call_async(&mut store, params, results).await
+        };
+        match tokio::time::timeout(budget, call).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(self.trap(e)),
+            Err(_) => Err(self.deadline(budget)),
+        }
+    }
+
+    /// Runs one call that arrived over the lattice: decodes the parameters
+    /// from `rx`, calls, encodes the results to `tx`.
+    pub async fn serve_call(
+        &self,
+        cx: trellis_wrpc::ServeContext,
+        instance: &str,
+        func: &str,
+        tx: trellis_wrpc::ResultWriter,
+        rx: trellis_wrpc::ParamReader,
+    ) -> Result<(), InvokeError> {
+        let export = self
+            .exports()
+            .get(instance, func)
+            .ok_or_else(|| self.not_exported(instance, func))?
+            .clone();
+        let now = tokio::time::Instant::now();
+        let scope = CallScope {
+            source_id: cx.source_id().map(std::sync::Arc::from),
+            link_name: Some(std::sync::Arc::from(cx.link_name())),
+            deadline: cx.deadline.min(now + self.max_execution_time),
+            depth: 0,
+        };
+        let budget = scope.remaining();
+        if budget.is_zero() {
+            return Err(self.deadline(budget));
+        }
+        let _permits = self.acquire_within(budget).await?;
+        let mut store = self.new_store_in(scope);
+        let params: Vec<Type> = export.param_types();
+        let results: Vec<Type> = export.result_types();
+        let call = async {
+            let instance = self
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(|e| self.trap(e))?;
+            let Some(f) = instance.get_func(&mut store, export.index) else {
+                return Err(self.not_exported(&export.instance, &export.func));
+            };
+            wrpc_runtime_wasmtime::call(
+                &mut store,
+                rx,
+                tx,
+                &[],
+                &Default::default(),
+                &[],
+                params.iter(),
+                &results,
+                f,
+            )
+            .await
+            .map_err(|e| match e {
+                wrpc_runtime_wasmtime::CallError::Decode(e) => InvokeError::Decode {
+                    component_id: self.id.to_string(),
+                    message: format!("{e:#}"),
+                },
+                other => InvokeError::Trap {
+                    component_id: self.id.to_string(),
+                    message: other.to_string(),
+                },
+            })
+        };
+        match tokio::time::timeout(budget, call).await {
+            Ok(r) => r,
+            Err(_) => Err(self.deadline(budget)),
+        }
+    }
+
+    fn not_exported(&self, instance: &str, func: &str) -> InvokeError {
+        InvokeError::NotExported {
+            component_id: self.id.to_string(),
+            export: if instance.is_empty() {
+                func.to_string()
+            } else {
+                format!("{instance}.{func}")
+            },
+        }
+    }
+
+    fn trap(&self, e: wasmtime::Error) -> InvokeError {
+        InvokeError::Trap {
+            component_id: self.id.to_string(),
+            message: format!("{e:#}"),
+        }
+    }
+
+    fn deadline(&self, budget: std::time::Duration) -> InvokeError {
+        InvokeError::Deadline {
+            component_id: self.id.to_string(),
+            ms: budget.as_millis() as u64,
+        }
+    }
+}

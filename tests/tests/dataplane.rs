@@ -1,0 +1,302 @@
+//! Component-to-component calls over links: across hosts (wRPC over NATS,
+//! load-spread over every host that runs the target), in-process when the
+//! target runs on the caller's host, link names per invocation, missing links,
+//! link config, deadlines. Real nats-server, real hosts, real components
+//! (`pinger` imports `example:pong/pingpong`, `ponger` exports it).
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::{TestLattice, WAIT, expose_http, http_get, http_until, scale};
+use futures::StreamExt as _;
+use trellis_interfaces::link::Link;
+use trellis_interfaces::liveness::{CallCounts, LivenessBeat};
+use trellis_interfaces::subject::liveness_subject;
+use trellis_tests::{HostProcess, component_path};
+
+fn image(name: &str) -> String {
+    format!("file://{}", component_path(name).unwrap().display())
+}
+
+fn pong_link(source: &str, target: &str, name: &str) -> Link {
+    Link {
+        source_id: source.into(),
+        target: target.into(),
+        name: name.into(),
+        wit_namespace: "example".into(),
+        wit_package: "pong".into(),
+        interfaces: vec!["pingpong".into()],
+        ..Default::default()
+    }
+}
+
+async fn put_link(l: &TestLattice, link: Link) {
+    let resp = l.ctl.put_link(&link).await.unwrap();
+    assert!(resp.success, "link put rejected: {}", resp.message);
+}
+
+/// The call counters of `host` from its next liveness beats, once `done` holds.
+async fn counts_until(
+    l: &TestLattice,
+    host: &HostProcess,
+    done: impl Fn(&CallCounts) -> bool,
+) -> CallCounts {
+    let mut sub = l
+        .client
+        .subscribe(liveness_subject(&l.lattice, host.id()))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    let mut last = None;
+    while Instant::now() < deadline {
+        let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(5), sub.next()).await else {
+            continue;
+        };
+        let beat: LivenessBeat = serde_json::from_slice(&msg.payload).unwrap();
+        let calls = beat.calls.expect("Trellis hosts report call counts");
+        if done(&calls) {
+            return calls;
+        }
+        last = Some(calls);
+    }
+    panic!(
+        "host {} never reached the expected counts; last {last:?}",
+        host.id()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ping_pong_across_hosts_spreads_calls_over_every_pong_host() {
+    let mut l = TestLattice::start().await.unwrap();
+    let a = l.host().await.unwrap();
+    let b = l.host().await.unwrap();
+    let c = l.host().await.unwrap();
+    scale(&mut l, a.id(), &image("pinger"), "pinger", 4)
+        .await
+        .unwrap();
+    scale(&mut l, b.id(), &image("ponger"), "ponger", 4)
+        .await
+        .unwrap();
+    scale(&mut l, c.id(), &image("ponger"), "ponger", 4)
+        .await
+        .unwrap();
+    put_link(&l, pong_link("pinger", "ponger", "default")).await;
+    let port = expose_http(&mut l, a.id(), "pinger").await.unwrap();
+
+    assert_eq!(http_until(port, "/", 200).await.unwrap(), "ping -> pong\n");
+    // Records, lists, strings and results cross the lattice intact.
+    let (status, body) = http_get(port, "/echo?msg=hi&times=3&tags=a,b")
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "0:hi[a,b]\n1:hi[a,b]\n2:hi[a,b]\n")
+    );
+    let (status, body) = http_get(port, "/echo?msg=hi&times=101").await.unwrap();
+    assert_eq!(status, 400);
+    assert_eq!(body, "echo refused: times must be at most 100, got 101\n");
+
+    let calls = 60;
+    let requests = (0..calls).map(|_| http_get(port, "/"));
+    for result in futures::future::join_all(requests).await {
+        assert_eq!(result.unwrap(), (200, "ping -> pong\n".to_string()));
+    }
+    // NATS spread the queue-group calls over both pong hosts.
+    let on_b = counts_until(&l, &b, |c| c.served > 0).await;
+    let on_c = counts_until(&l, &c, |c| c.served > 0).await;
+    let total = calls + 3;
+    let caller = counts_until(&l, &a, |c| c.lattice >= total).await;
+    assert_eq!(caller.local, 0, "pong does not run on the caller's host");
+    assert_eq!(
+        on_b.served + on_c.served,
+        caller.lattice,
+        "b {on_b:?} c {on_c:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn co_located_target_is_called_in_process_without_nats() {
+    let mut l = TestLattice::start().await.unwrap();
+    let host = l.host().await.unwrap();
+    scale(&mut l, host.id(), &image("pinger"), "pinger", 4)
+        .await
+        .unwrap();
+    scale(&mut l, host.id(), &image("ponger"), "ponger", 4)
+        .await
+        .unwrap();
+    put_link(&l, pong_link("pinger", "ponger", "default")).await;
+    let port = expose_http(&mut l, host.id(), "pinger").await.unwrap();
+    // Every wRPC message for ponger would pass through this subscription.
+    let mut wire = l
+        .client
+        .subscribe(format!("{}.ponger.wrpc.>", l.lattice))
+        .await
+        .unwrap();
+    l.client.flush().await.unwrap();
+
+    assert_eq!(http_until(port, "/", 200).await.unwrap(), "ping -> pong\n");
+    for _ in 0..20 {
+        let (status, body) = http_get(port, "/echo?msg=x&times=2").await.unwrap();
+        assert_eq!((status, body.as_str()), (200, "0:x[]\n1:x[]\n"));
+    }
+    let counts = counts_until(&l, &host, |c| c.local >= 21).await;
+    assert_eq!(counts.lattice, 0, "{counts:?}");
+    assert_eq!(counts.served, 0, "{counts:?}");
+    let stray = tokio::time::timeout(Duration::from_millis(300), wire.next()).await;
+    assert!(stray.is_err(), "a local call went over NATS: {stray:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_over_a_missing_link_fails_fast_and_names_it() {
+    let mut l = TestLattice::start().await.unwrap();
+    let host = l.host().await.unwrap();
+    scale(&mut l, host.id(), &image("pinger"), "pinger", 1)
+        .await
+        .unwrap();
+    let port = expose_http(&mut l, host.id(), "pinger").await.unwrap();
+    let body = http_until(port, "/", 500).await.unwrap();
+    assert!(
+        body.contains("component `pinger` has no link named `default` for `example:pong/pingpong`"),
+        "{body}"
+    );
+    let started = Instant::now();
+    let (status, _) = http_get(port, "/").await.unwrap();
+    assert_eq!(status, 500);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        started.elapsed()
+    );
+
+    // A link to a target that runs nowhere: the lattice has no responder, and
+    // the call fails at once instead of waiting out the RPC timeout.
+    put_link(&l, pong_link("pinger", "ponger", "default")).await;
+    let body = http_until(port, "/", 500).await.unwrap();
+    let started = Instant::now();
+    let (status, again) = http_get(port, "/").await.unwrap();
+    assert_eq!(status, 500);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(body.contains("call to `ponger`"), "{body}");
+    assert!(again.contains("nothing serves"), "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn link_names_are_chosen_per_invocation() {
+    let mut l = TestLattice::start().await.unwrap();
+    let a = l.host().await.unwrap();
+    let b = l.host().await.unwrap();
+    let c = l.host().await.unwrap();
+    scale(&mut l, a.id(), &image("pinger"), "pinger", 8)
+        .await
+        .unwrap();
+    scale(&mut l, b.id(), &image("ponger"), "pong-main", 8)
+        .await
+        .unwrap();
+    scale(&mut l, c.id(), &image("ponger"), "pong-backup", 8)
+        .await
+        .unwrap();
+    put_link(&l, pong_link("pinger", "pong-main", "default")).await;
+    put_link(&l, pong_link("pinger", "pong-backup", "backup")).await;
+    let port = expose_http(&mut l, a.id(), "pinger").await.unwrap();
+    assert_eq!(http_until(port, "/", 200).await.unwrap(), "ping -> pong\n");
+    assert_eq!(
+        http_until(port, "/link/backup", 200).await.unwrap(),
+        "ping via backup -> pong\n"
+    );
+    let (status, body) = http_get(port, "/link/nope").await.unwrap();
+    assert_eq!(status, 400);
+    assert_eq!(
+        body,
+        "set-link-name refused: component `pinger` has no link named `nope` for example:pong/pingpong\n"
+    );
+    // Interleaved concurrent invocations: the choice of one never leaks into
+    // another (wasmCloud 1.x kept it per component).
+    let n = 40;
+    let requests = (0..n).map(|i| {
+        let path = if i % 2 == 0 { "/" } else { "/link/backup" };
+        http_get(port, path)
+    });
+    for r in futures::future::join_all(requests).await {
+        assert_eq!(r.unwrap().0, 200);
+    }
+    let main = counts_until(&l, &b, |c| c.served >= 1 + n / 2).await;
+    let backup = counts_until(&l, &c, |c| c.served >= 1 + n / 2).await;
+    assert_eq!(main.served, 1 + n / 2, "default link calls");
+    assert_eq!(backup.served, 1 + n / 2, "backup link calls");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn link_config_reaches_the_component_on_both_sides() {
+    let mut l = TestLattice::start().await.unwrap();
+    let host = l.host().await.unwrap();
+    l.ctl
+        .put_config(
+            "as-source",
+            &HashMap::from([("greeting".to_string(), "from my link".to_string())]),
+        )
+        .await
+        .unwrap();
+    l.ctl
+        .put_config(
+            "as-target",
+            &HashMap::from([("colour".to_string(), "linked-red".to_string())]),
+        )
+        .await
+        .unwrap();
+    scale(&mut l, host.id(), &image("http-config"), "configured", 1)
+        .await
+        .unwrap();
+    let port = expose_http(&mut l, host.id(), "configured").await.unwrap();
+    assert_eq!(http_until(port, "/greeting", 200).await.unwrap(), "<unset>");
+    let mut out = pong_link("configured", "somewhere", "default");
+    out.source_config = vec!["as-source".into()];
+    put_link(&l, out).await;
+    let mut inbound = pong_link("caller", "configured", "default");
+    inbound.target_config = vec!["as-target".into()];
+    put_link(&l, inbound).await;
+    trellis_tests::eventually(WAIT, || async {
+        let (_, greeting) = http_get(port, "/greeting").await?;
+        let (_, colour) = http_get(port, "/colour").await?;
+        anyhow::ensure!(
+            greeting == "from my link" && colour == "linked-red",
+            "{greeting} {colour}"
+        );
+        Ok(())
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_remote_target_is_bounded_by_the_rpc_timeout() {
+    let mut l = TestLattice::start().await.unwrap();
+    let a = HostProcess::start(l.host_options().arg("--rpc-timeout-ms").arg("1000"))
+        .await
+        .unwrap();
+    let b = l.host().await.unwrap();
+    scale(&mut l, a.id(), &image("pinger"), "pinger", 2)
+        .await
+        .unwrap();
+    scale(&mut l, b.id(), &image("ponger"), "ponger", 2)
+        .await
+        .unwrap();
+    put_link(&l, pong_link("pinger", "ponger", "default")).await;
+    let port = expose_http(&mut l, a.id(), "pinger").await.unwrap();
+    assert_eq!(
+        http_until(port, "/work?ms=10", 200).await.unwrap(),
+        "worked 10 ms\n"
+    );
+    let started = Instant::now();
+    let (status, body) = http_get(port, "/work?ms=5000").await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(status, 500, "{body}");
+    assert!(took < Duration::from_millis(2500), "took {took:?}");
+    assert!(took >= Duration::from_millis(900), "took {took:?}");
+    assert!(body.contains("call to `ponger`"), "{body}");
+}
