@@ -132,11 +132,21 @@ fn wrpc_prefix(lattice: &str, id: &str) -> String {
 /// A wRPC client for one target that adds `source-id` and `target-id`
 /// headers to every call. Implements [`wrpc_transport::Invoke`], so it is
 /// what generated client functions take.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ProviderClient {
     inner: TargetClient,
     source_id: String,
     target_id: String,
+}
+
+impl std::fmt::Debug for ProviderClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderClient")
+            .field("prefix", &self.inner.prefix())
+            .field("source_id", &self.source_id)
+            .field("target_id", &self.target_id)
+            .finish()
+    }
 }
 
 impl ProviderClient {
@@ -176,6 +186,7 @@ impl wrpc_transport::Invoke for ProviderClient {
         paths: impl AsRef<[P]> + Send,
     ) -> impl Future<Output = anyhow::Result<(Self::Outgoing, Self::Incoming)>> + Send {
         let headers = self.with_identity(cx);
-        self.inner.invoke(Some(headers), instance, func, params, paths)
+        self.inner
+            .invoke(Some(headers), instance, func, params, paths)
     }
 }

@@ -19,7 +19,8 @@ pub struct Context {
     pub source_id: Option<String>,
     /// `link-name` header, `default` when absent.
     pub link_name: String,
-    /// When the caller stops waiting, when it said (`trellis-timeout-ms`).
+    /// When the caller stops waiting (`trellis-timeout-ms`, else the
+    /// transport's default budget).
     pub deadline: Option<Instant>,
 }
 
@@ -39,12 +40,11 @@ impl From<&ServeContext> for Context {
     fn from(cx: &ServeContext) -> Self {
         Self {
             source_id: cx.source_id().map(str::to_string),
-            link_name: cx
-                .link_name()
+            link_name: Some(cx.link_name())
                 .filter(|name| !name.is_empty())
                 .unwrap_or(DEFAULT_LINK_NAME)
                 .to_string(),
-            deadline: cx.deadline.map(Into::into),
+            deadline: Some(cx.deadline.into_std()),
         }
     }
 }

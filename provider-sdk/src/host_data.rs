@@ -2,7 +2,7 @@
 //! one line of base64 (standard alphabet) JSON, then `\r\n`, then stdin is
 //! closed.
 
-use std::io::{BufRead as _, IsTerminal as _, Read as _};
+use std::io::{BufRead as _, IsTerminal as _};
 
 use trellis_interfaces::provider::{HostData, HostDataError};
 

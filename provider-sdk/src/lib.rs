@@ -1,8 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
-// TEMP mod connection;
-// TEMP mod context;
+mod connection;
+mod context;
 mod control;
 mod error;
 mod exports;
@@ -10,17 +10,18 @@ mod host_data;
 mod links;
 mod logging;
 mod provider;
-// TEMP mod run;
+mod run;
 mod secrets;
 
-// TEMP
+pub use connection::{Connection, ProviderClient};
+pub use context::{Context, DEFAULT_LINK_NAME};
 pub use error::RunError;
 pub use exports::serve_exports;
 pub use host_data::{MAX_HOST_DATA_BYTES, read_host_data, read_host_data_from};
 pub use links::{LinkConfig, LinkKey, LinkRole, LinkSnapshot};
 pub use logging::init_logging;
 pub use provider::{InitContext, Provider};
-// TEMP
+pub use run::{run, run_with_host_data};
 
 /// Wire types shared with hosts.
 pub use trellis_interfaces::provider::{

@@ -64,7 +64,12 @@ where
         &host_data.provider_key,
         host_data.config.clone(),
     ));
-    let control = ControlPlane::new(Arc::clone(&provider), nats.clone(), &host_data, Arc::clone(&state));
+    let control = ControlPlane::new(
+        Arc::clone(&provider),
+        nats.clone(),
+        &host_data,
+        Arc::clone(&state),
+    );
     let subscriptions = control.subscribe().await?;
 
     let init = InitContext {
@@ -99,10 +104,8 @@ where
 /// Connects to `lattice_rpc_url`, with the JWT and seed from host data when
 /// both are set.
 async fn connect(host_data: &HostData, name: &str) -> Result<async_nats::Client, RunError> {
-    let mut options = async_nats::ConnectOptions::new().name(format!(
-        "{name} ({})",
-        host_data.provider_key
-    ));
+    let mut options =
+        async_nats::ConnectOptions::new().name(format!("{name} ({})", host_data.provider_key));
     let jwt = host_data.lattice_rpc_user_jwt.trim();
     let seed = host_data.lattice_rpc_user_seed.trim();
     match (jwt.is_empty(), seed.is_empty()) {

@@ -73,7 +73,7 @@ impl SecretKeys {
     /// secret is missing.
     pub fn record(&self, mut def: InterfaceLinkDefinition) -> LinkRecord {
         let had_secrets = def.source_secrets.is_some() || def.target_secrets.is_some();
-        let mut open_side = |sealed: Option<Vec<u8>>, side: &str| match sealed {
+        let open_side = |sealed: Option<Vec<u8>>, side: &str| match sealed {
             None => HashMap::new(),
             Some(bytes) if bytes.is_empty() => HashMap::new(),
             Some(bytes) => self.open(&bytes).unwrap_or_else(|error| {
