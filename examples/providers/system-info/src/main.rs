@@ -14,8 +14,9 @@ mod bindings {
 
 mod info;
 
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use trellis_provider_sdk::{
     Connection, HealthCheckResponse, InitContext, LinkConfig, LinkKey, Provider,
@@ -26,11 +27,43 @@ use trellis_provider_sdk::{
 struct SystemInfo {
     /// Links on which a component calls this provider.
     callers: AtomicUsize,
+    /// Names of the provider's config keys, as last delivered (shown in the
+    /// health message, so the host, and the tests, can see updates arrive).
+    config_keys: Mutex<BTreeSet<String>>,
+}
+
+impl SystemInfo {
+    fn set_config(&self, config: &HashMap<String, String>) {
+        let keys = config.keys().cloned().collect();
+        match self.config_keys.lock() {
+            Ok(mut current) => *current = keys,
+            Err(poisoned) => *poisoned.into_inner() = keys,
+        }
+    }
+
+    fn config_keys(&self) -> String {
+        match self.config_keys.lock() {
+            Ok(keys) => keys.iter().cloned().collect::<Vec<_>>().join(","),
+            Err(poisoned) => poisoned
+                .into_inner()
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(","),
+        }
+    }
 }
 
 impl Provider for SystemInfo {
     async fn init(&self, cx: &InitContext) -> anyhow::Result<()> {
         tracing::info!(provider_id = %cx.provider_id, host_id = %cx.host_id, "system-info provider ready");
+        self.set_config(&cx.config);
+        Ok(())
+    }
+
+    async fn on_config_update(&self, config: &HashMap<String, String>) -> anyhow::Result<()> {
+        tracing::info!(keys = config.len(), "config updated");
+        self.set_config(config);
         Ok(())
     }
 
@@ -58,8 +91,9 @@ impl Provider for SystemInfo {
         HealthCheckResponse {
             healthy: true,
             message: Some(format!(
-                "{} linked component(s)",
-                self.callers.load(Ordering::Relaxed)
+                "{} linked component(s); config keys: [{}]",
+                self.callers.load(Ordering::Relaxed),
+                self.config_keys()
             )),
         }
     }
