@@ -32,7 +32,7 @@ use anyhow::Context as _;
 pub use events::EventWatcher;
 pub use guests::component_path;
 pub use host::{HostOptions, HostProcess};
-pub use nats::NatsServer;
+pub use nats::{NatsOptions, NatsServer};
 pub use oci::OciRegistry;
 
 /// First pause between two attempts of [`eventually`]: short, because most

@@ -62,6 +62,17 @@ const CLUSTER_NAME: &str = "trellis-test";
 /// Lines of the server log quoted in error messages.
 const LOG_TAIL_LINES: usize = 40;
 
+/// Server settings for [`NatsServer::start_with`]; the default is what
+/// [`NatsServer::start`] runs.
+#[derive(Clone, Debug, Default)]
+pub struct NatsOptions {
+    /// `max_payload` in bytes (nats-server's default is 1 MiB).
+    pub max_payload: Option<usize>,
+    /// Enables the HTTP monitoring endpoint on a free port
+    /// ([`NatsServer::monitoring_url`]).
+    pub monitoring: bool,
+}
+
 /// A running (or deliberately killed) `nats-server` process.
 #[derive(Debug)]
 pub struct NatsServer {
@@ -70,6 +81,7 @@ pub struct NatsServer {
     args: Vec<String>,
     dir: TempDir,
     child: Option<Child>,
+    monitoring_port: Option<u16>,
 }
 
 impl NatsServer {
@@ -77,11 +89,16 @@ impl NatsServer {
     /// 127.0.0.1 and waits until it accepts connections and answers
     /// JetStream requests.
     pub async fn start() -> anyhow::Result<NatsServer> {
+        NatsServer::start_with(NatsOptions::default()).await
+    }
+
+    /// Like [`NatsServer::start`], with non-default settings.
+    pub async fn start_with(options: NatsOptions) -> anyhow::Result<NatsServer> {
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
             let port = crate::free_port()?;
             let name = format!("trellis-test-{port}");
-            let mut server = NatsServer::spawn(port, name, Vec::new())?;
+            let mut server = NatsServer::spawn_with(port, name, Vec::new(), &options)?;
             match server.wait_ready().await {
                 Ok(()) => return Ok(server),
                 // Another process took the port between `free_port` and the
@@ -137,6 +154,15 @@ impl NatsServer {
     }
 
     fn spawn(port: u16, name: String, extra_args: Vec<String>) -> anyhow::Result<NatsServer> {
+        NatsServer::spawn_with(port, name, extra_args, &NatsOptions::default())
+    }
+
+    fn spawn_with(
+        port: u16,
+        name: String,
+        mut extra_args: Vec<String>,
+        options: &NatsOptions,
+    ) -> anyhow::Result<NatsServer> {
         let dir = tempfile::Builder::new()
             .prefix("trellis-nats-")
             .tempdir()
@@ -153,6 +179,21 @@ impl NatsServer {
             "--server_name".to_string(),
             name.clone(),
         ];
+        if let Some(max_payload) = options.max_payload {
+            let config = dir.path().join("nats.conf");
+            std::fs::write(&config, format!("max_payload: {max_payload}\n"))
+                .with_context(|| format!("failed to write {}", config.display()))?;
+            extra_args.push("-c".to_string());
+            extra_args.push(config.display().to_string());
+        }
+        let monitoring_port = if options.monitoring {
+            let monitoring_port = crate::free_port()?;
+            extra_args.push("-m".to_string());
+            extra_args.push(monitoring_port.to_string());
+            Some(monitoring_port)
+        } else {
+            None
+        };
         args.extend(extra_args);
         let mut server = NatsServer {
             port,
@@ -160,6 +201,7 @@ impl NatsServer {
             args,
             dir,
             child: None,
+            monitoring_port,
         };
         server.spawn_process()?;
         Ok(server)
@@ -238,6 +280,13 @@ impl NatsServer {
     /// The client URL, `nats://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The HTTP monitoring endpoint (`http://127.0.0.1:PORT`), when started
+    /// with [`NatsOptions::monitoring`].
+    pub fn monitoring_url(&self) -> Option<String> {
+        self.monitoring_port
+            .map(|port| format!("http://127.0.0.1:{port}"))
     }
 
     /// The client port.

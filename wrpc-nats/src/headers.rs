@@ -1,0 +1,85 @@
+//! Header names Trellis reads and writes on wRPC messages.
+//!
+//! The first four are wasmCloud's (PROTOCOL §3.1); the `trellis-*` ones are
+//! ours and ignored by upstream wRPC 0.0.1 peers.
+
+/// Id of the calling component or provider.
+pub const SOURCE_ID: &str = "source-id";
+/// Link name the caller resolved the target with (`default` when absent).
+pub const LINK_NAME: &str = "link-name";
+/// Id of the target, set by provider clients.
+pub const TARGET_ID: &str = "target-id";
+/// W3C trace context.
+pub const TRACEPARENT: &str = "traceparent";
+/// W3C trace state.
+pub const TRACESTATE: &str = "tracestate";
+/// Remaining call budget in milliseconds when the request was sent
+/// (relative, because hosts' clocks are not synchronised).
+pub const TIMEOUT_MS: &str = "trellis-timeout-ms";
+/// `1` on a request: the caller accepts a compact reply (all params are in
+/// the first message). `1` on a reply: this is a compact reply.
+pub const FRAMING: &str = "trellis-framing";
+/// `1` on a compact reply whose results did not fit: the rest follows on
+/// `{reply}.results`, ended by an empty message.
+pub const CONTINUED: &str = "trellis-continued";
+/// Error kind on a compact reply or on the end-of-results message.
+pub const ERROR: &str = "trellis-error";
+/// Human-readable error text on a standard end-of-results message.
+pub const ERROR_MESSAGE: &str = "trellis-error-message";
+
+/// The value of [`FRAMING`] and [`CONTINUED`] when set.
+pub(crate) const ON: &str = "1";
+
+/// Longest error message put in a header; longer ones are cut.
+pub(crate) const MAX_ERROR_MESSAGE_BYTES: usize = 1024;
+
+/// Serialized size of a header block, as async-nats writes it
+/// (`NATS/1.0\r\n`, `name: value\r\n` each, `\r\n`).
+pub(crate) fn wire_len(headers: &async_nats::HeaderMap) -> usize {
+    let mut len = b"NATS/1.0\r\n".len() + b"\r\n".len();
+    for (name, values) in headers.iter() {
+        let name: &str = name.as_ref();
+        for value in values {
+            len += name.len() + b": ".len() + value.as_str().len() + b"\r\n".len();
+        }
+    }
+    len
+}
+
+/// Makes text safe for a header value: no CR/LF, at most
+/// [`MAX_ERROR_MESSAGE_BYTES`] bytes (cut on a char boundary).
+pub(crate) fn header_safe(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_ERROR_MESSAGE_BYTES));
+    for c in text.chars() {
+        if out.len() + c.len_utf8() > MAX_ERROR_MESSAGE_BYTES {
+            break;
+        }
+        out.push(if c == '\r' || c == '\n' { ' ' } else { c });
+    }
+    out
+}
+
+/// Reads a header as text.
+pub(crate) fn get<'a>(headers: Option<&'a async_nats::HeaderMap>, name: &str) -> Option<&'a str> {
+    headers.and_then(|h| h.get(name)).map(|v| v.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_len_matches_async_nats() {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(SOURCE_ID, "a");
+        headers.insert(TIMEOUT_MS, "1000");
+        let reference = 10 + 2 + "source-id: a\r\n".len() + "trellis-timeout-ms: 1000\r\n".len();
+        assert_eq!(wire_len(&headers), reference);
+    }
+
+    #[test]
+    fn header_safe_strips_newlines_and_cuts() {
+        assert_eq!(header_safe("a\r\nb"), "a  b");
+        assert_eq!(header_safe(&"é".repeat(2000)).len(), 1024);
+    }
+}
