@@ -36,3 +36,32 @@ pub use wrpc_transport;
 
 #[cfg(test)]
 mod control_tests;
+
+#[cfg(test)]
+mod readme_tests {
+    /// The tutorial shows the example exactly as it is built and tested
+    /// (regenerate with `python3 provider-sdk/docs/render-readme.py`).
+    #[test]
+    fn readme_embeds_the_system_info_example() {
+        let readme = include_str!("../README.md");
+        for (name, source) in [
+            (
+                "system-info.wit",
+                include_str!("../../examples/providers/system-info/wit/system-info.wit"),
+            ),
+            (
+                "main.rs",
+                include_str!("../../examples/providers/system-info/src/main.rs"),
+            ),
+            (
+                "info.rs",
+                include_str!("../../examples/providers/system-info/src/info.rs"),
+            ),
+        ] {
+            assert!(
+                readme.contains(source.trim_end()),
+                "README.md is out of date with {name}: run python3 provider-sdk/docs/render-readme.py"
+            );
+        }
+    }
+}
