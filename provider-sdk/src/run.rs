@@ -57,7 +57,11 @@ where
     );
     let provider = Arc::new(provider);
     let nats = connect(&host_data, name).await?;
-    let transport = Transport::new(nats.clone(), TransportOptions::default())
+    let mut options = TransportOptions::default();
+    if let Some(ms) = host_data.default_rpc_timeout_ms.filter(|ms| *ms > 0) {
+        options.default_timeout = std::time::Duration::from_millis(ms);
+    }
+    let transport = Transport::new(nats.clone(), options)
         .await
         .map_err(|e| RunError::Transport(e.to_string()))?;
     let state = Arc::new(SharedState::new(
