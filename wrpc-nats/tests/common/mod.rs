@@ -276,3 +276,17 @@ pub fn run(body: impl Future<Output = ()> + Send + 'static) {
         std::panic::resume_unwind(panic);
     }
 }
+
+/// Waits (bounded) until `count()` is zero: server-side calls end when the
+/// handler task finishes, just after the caller got its answer.
+pub async fn eventually_zero(count: impl Fn() -> usize) {
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    while count() != 0 {
+        assert!(
+            std::time::Instant::now() < end,
+            "still {} open calls",
+            count()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
