@@ -20,6 +20,12 @@ pub const COMPONENT_MEDIA_TYPES: &[&str] = &[
     "application/vnd.module.wasm.content.layer.v1+wasm",
 ];
 
+/// OCI layer media types accepted for provider archives (PROTOCOL.md §4.1).
+pub const PROVIDER_ARCHIVE_MEDIA_TYPES: &[&str] = &[
+    "application/vnd.wasmcloud.provider.archive.layer.v1+par",
+    "application/vnd.oci.image.layer.v1.tar",
+];
+
 /// A parsed artifact reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ArtifactRef {
@@ -153,8 +159,14 @@ impl ArtifactFetcher {
                     })
             }
             ArtifactRef::Builtin(_) => Err(ArtifactError::Builtin(reference.to_string())),
-            ArtifactRef::Oci(oci) => self.fetch_oci(&oci).await,
+            ArtifactRef::Oci(oci) => self.fetch_oci(&oci, COMPONENT_MEDIA_TYPES).await,
         }
+    }
+
+    /// Fetches a provider archive from an OCI registry (same policy, cache
+    /// and credentials as components; PAR layer media types).
+    pub async fn fetch_provider_archive(&self, oci: &str) -> Result<Vec<u8>, ArtifactError> {
+        self.fetch_oci(oci, PROVIDER_ARCHIVE_MEDIA_TYPES).await
     }
 
     fn auth_for(&self, registry: &str) -> RegistryAuth {
@@ -172,7 +184,7 @@ impl ArtifactFetcher {
         }
     }
 
-    async fn fetch_oci(&self, oci: &str) -> Result<Vec<u8>, ArtifactError> {
+    async fn fetch_oci(&self, oci: &str, media_types: &[&str]) -> Result<Vec<u8>, ArtifactError> {
         let reference: Reference = oci.parse().map_err(|e| ArtifactError::Invalid {
             reference: oci.to_string(),
             reason: format!("{e}"),
@@ -192,7 +204,7 @@ impl ArtifactFetcher {
         let auth = self.auth_for(reference.resolve_registry());
         let image = self
             .client
-            .pull(&reference, &auth, COMPONENT_MEDIA_TYPES.to_vec())
+            .pull(&reference, &auth, media_types.to_vec())
             .await
             .map_err(|e| ArtifactError::Pull {
                 reference: oci.to_string(),
@@ -204,7 +216,10 @@ impl ArtifactFetcher {
             .next()
             .ok_or_else(|| ArtifactError::Pull {
                 reference: oci.to_string(),
-                reason: "the image has no wasm layer".into(),
+                reason: format!(
+                    "the image has no layer of type {}",
+                    media_types.join(" or ")
+                ),
             })?;
         let bytes = layer.data.to_vec();
         if let Some(path) = cached

@@ -86,6 +86,8 @@ pub struct HostConfig {
     /// Call link targets that run on this host in-process (the fast path).
     /// Off only to measure or test the lattice path.
     pub prefer_local: bool,
+    /// Health checks, restart backoff and stop timing of provider processes.
+    pub providers: crate::provider::ProviderSettings,
 }
 
 impl HostConfig {
@@ -114,6 +116,7 @@ impl HostConfig {
             allowed_issuers: Vec::new(),
             rpc_timeout: crate::dataplane::DEFAULT_RPC_TIMEOUT,
             prefer_local: true,
+            providers: crate::provider::ProviderSettings::default(),
         }
     }
 

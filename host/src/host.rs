@@ -95,6 +95,8 @@ pub(crate) struct HostInner {
     pub components: Arc<RwLock<HashMap<String, ComponentSlot>>>,
     pub dataplane: Arc<crate::dataplane::DataPlane>,
     pub providers: RwLock<HashMap<String, ProviderSlot>>,
+    /// External provider processes (fetch, supervise, restart, stop).
+    pub provider_sup: crate::provider::ProviderSupervisor,
     /// Serializes lifecycle operations per component id.
     pub component_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub inventory_changed: Notify,
@@ -182,6 +184,7 @@ impl Host {
             components,
             dataplane,
             providers: RwLock::new(HashMap::new()),
+            provider_sup: crate::provider::ProviderSupervisor::new(config.providers.clone()),
             component_locks: Mutex::new(HashMap::new()),
             inventory_changed: Notify::new(),
             reconnected,
@@ -341,11 +344,13 @@ impl HostInner {
             LatticeChange::Config(name) => {
                 self.refresh_component_config(Some(&name));
                 self.reconcile_http();
+                self.provider_sup.lattice_changed();
             }
             LatticeChange::Spec(_) => {
                 self.refresh_links();
                 self.refresh_component_config(None);
                 self.reconcile_http();
+                self.provider_sup.lattice_changed();
             }
             LatticeChange::Other => {}
         }
@@ -462,6 +467,7 @@ impl HostInner {
             .unwrap_or_default();
         let timeout = drain_timeout.unwrap_or(self.config.drain_timeout);
         futures::future::join_all(running.iter().map(|c| c.drain(timeout))).await;
+        self.provider_sup.stop_all().await;
         let farewell = async {
             self.events
                 .publish(LatticeEvent::HostStopped(HostStopped {

@@ -78,6 +78,27 @@ struct Args {
     /// Account public keys (A…) allowed to sign components, comma-separated or repeated [default: any]
     #[arg(long, value_delimiter = ',')]
     allowed_issuers: Vec<String>,
+    /// First provider health check after a provider process starts, in ms [default 5000]
+    #[arg(long)]
+    provider_health_initial_delay_ms: Option<u64>,
+    /// Interval of provider health checks, in ms [default 30000]
+    #[arg(long)]
+    provider_health_interval_ms: Option<u64>,
+    /// How long a provider health check waits for a reply, in ms [default 5000]
+    #[arg(long)]
+    provider_health_timeout_ms: Option<u64>,
+    /// Wait for a provider's shutdown reply, then for its exit, before SIGTERM, in ms [default 300]
+    #[arg(long)]
+    provider_shutdown_delay_ms: Option<u64>,
+    /// A provider process that exits sooner than this after spawning failed to start, in ms [default 2000]
+    #[arg(long)]
+    provider_startup_grace_ms: Option<u64>,
+    /// First restart delay of a provider that exited, doubling each time, in ms [default 1000]
+    #[arg(long)]
+    provider_restart_initial_ms: Option<u64>,
+    /// Longest restart delay of a provider that keeps exiting, in ms [default 60000]
+    #[arg(long)]
+    provider_restart_max_ms: Option<u64>,
     /// Control subject prefix [default wasmbus.ctl]
     #[arg(long)]
     ctl_topic_prefix: Option<String>,
@@ -203,6 +224,48 @@ fn config(args: Args) -> anyhow::Result<(HostConfig, bool, String)> {
         c.ctl_prefix = p;
     }
     c.require_signed = env_flag(args.require_signed, "REQUIRE_SIGNED")?;
+    let p = &mut c.providers;
+    for (flag, name, slot) in [
+        (
+            args.provider_health_initial_delay_ms,
+            "PROVIDER_HEALTH_INITIAL_DELAY_MS",
+            &mut p.health_initial_delay,
+        ),
+        (
+            args.provider_health_interval_ms,
+            "PROVIDER_HEALTH_INTERVAL_MS",
+            &mut p.health_interval,
+        ),
+        (
+            args.provider_health_timeout_ms,
+            "PROVIDER_HEALTH_TIMEOUT_MS",
+            &mut p.health_timeout,
+        ),
+        (
+            args.provider_shutdown_delay_ms,
+            "PROVIDER_SHUTDOWN_DELAY_MS",
+            &mut p.shutdown_delay,
+        ),
+        (
+            args.provider_startup_grace_ms,
+            "PROVIDER_STARTUP_GRACE_MS",
+            &mut p.startup_grace,
+        ),
+        (
+            args.provider_restart_initial_ms,
+            "PROVIDER_RESTART_INITIAL_MS",
+            &mut p.restart_initial,
+        ),
+        (
+            args.provider_restart_max_ms,
+            "PROVIDER_RESTART_MAX_MS",
+            &mut p.restart_max,
+        ),
+    ] {
+        if let Some(ms) = env_or(flag, name)? {
+            *slot = Duration::from_millis(ms);
+        }
+    }
     c.allowed_issuers = allowed_issuers(args.allowed_issuers)?;
     let structured = env_flag(args.enable_structured_logging, "ENABLE_STRUCTURED_LOGGING")?;
     let level = env_or(args.log_level, "LOG_LEVEL")?.unwrap_or_else(|| "info".into());

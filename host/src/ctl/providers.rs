@@ -1,25 +1,36 @@
 //! Provider auctions, `provider.start` and `provider.stop`.
 //!
-//! This host runs built-in providers in-process (`builtin://http-server`).
-//! External provider processes (PAR archives) arrive with the provider SDK;
-//! until then a start of one fails with `provider_start_failed` saying so, and
-//! the host does not bid in auctions for them.
+//! Built-in providers (`builtin://http-server`) run in-process and are handled
+//! here; everything else is a provider process, handed to the host's
+//! [`ProviderSupervisor`](crate::provider::ProviderSupervisor) (fetch, spawn,
+//! supervise, stop). The host bids in auctions for the references it can run:
+//! the built-in HTTP server, OCI references, and `file://` with
+//! `--allow-file-load`.
 
 use std::sync::Arc;
 
 use trellis_interfaces::ctl::{
     ProviderAuctionAck, ProviderAuctionRequest, StartProviderCommand, StopProviderCommand,
 };
-use trellis_interfaces::event::{
-    LatticeEvent, ProviderStartFailed, ProviderStarted, ProviderStopped,
-};
+use trellis_interfaces::event::{LatticeEvent, ProviderStarted, ProviderStopped};
 
 use super::{CtlError, Reply, check_host, parse};
 use crate::capability::http_server::is_builtin_http_server;
 use crate::host::{HostInner, ProviderSlot};
+use crate::provider::{ProviderRequest, ProviderSupervisor};
 
-fn supported(provider_ref: &str) -> bool {
-    is_builtin_http_server(provider_ref)
+fn supported(host: &HostInner, provider_ref: &str) -> bool {
+    is_builtin_http_server(provider_ref) || ProviderSupervisor::can_run(host, provider_ref)
+}
+
+/// Whether `id` runs here, built in or as a process (also while starting or
+/// waiting to restart).
+fn known(host: &HostInner, id: &str) -> bool {
+    host.providers
+        .read()
+        .map(|p| p.contains_key(id))
+        .unwrap_or(false)
+        || host.provider_sup.contains(id)
 }
 
 pub(super) fn auction(host: &HostInner, payload: &[u8]) -> Result<Reply, CtlError> {
@@ -29,12 +40,8 @@ pub(super) fn auction(host: &HostInner, payload: &[u8]) -> Result<Reply, CtlErro
         .constraints
         .iter()
         .all(|(k, v)| labels.get(k) == Some(v));
-    let running = host
-        .providers
-        .read()
-        .map(|p| p.contains_key(&req.provider_id))
-        .unwrap_or(false);
-    if !satisfied || running || !supported(&req.provider_ref) {
+    let running = known(host, &req.provider_id);
+    if !satisfied || running || !supported(host, &req.provider_ref) {
         return Ok(Reply::Silent);
     }
     Ok(Reply::with(&ProviderAuctionAck {
@@ -55,35 +62,34 @@ pub(super) fn start(
     if cmd.provider_id.is_empty() {
         return Err(CtlError::Rejected("provider_id must not be empty".into()));
     }
-    if host
-        .providers
-        .read()
-        .map(|p| p.contains_key(&cmd.provider_id))
-        .unwrap_or(false)
+    if cmd
+        .provider_id
+        .chars()
+        .any(|c| c == '.' || c == '*' || c == '>' || c.is_whitespace())
     {
-        return Err(CtlError::Rejected(
-            "provider with that ID is already running".into(),
-        ));
+        return Err(CtlError::Rejected(format!(
+            "provider_id `{}` must be a single NATS subject token (no `.`, `*`, `>` or spaces)",
+            cmd.provider_id
+        )));
+    }
+    let already = || CtlError::Rejected("provider with that ID is already running".into());
+    if known(host, &cmd.provider_id) {
+        return Err(already());
+    }
+    if !is_builtin_http_server(&cmd.provider_ref) {
+        let request = ProviderRequest {
+            provider_id: cmd.provider_id.clone(),
+            image_ref: cmd.provider_ref.clone(),
+            annotations: cmd.annotations.clone().unwrap_or_default(),
+            config_names: cmd.config.clone(),
+        };
+        if !host.provider_sup.start(host, request) {
+            return Err(already());
+        }
+        return Ok(Reply::ok());
     }
     let task_host = host.clone();
     tokio::spawn(async move {
-        if !supported(&cmd.provider_ref) {
-            let error = format!(
-                "provider `{}` cannot start here: this host runs built-in providers (`builtin://http-server`); external provider archives are not supported yet",
-                cmd.provider_ref
-            );
-            task_host
-                .events
-                .publish(LatticeEvent::ProviderStartFailed(ProviderStartFailed {
-                    provider_ref: cmd.provider_ref.clone(),
-                    provider_id: cmd.provider_id.clone(),
-                    host_id: task_host.id.clone(),
-                    error,
-                    link_name: Some("default".into()),
-                }))
-                .await;
-            return;
-        }
         let annotations = cmd.annotations.clone().unwrap_or_default();
         if let Ok(mut providers) = task_host.providers.write() {
             providers.insert(
@@ -120,6 +126,10 @@ pub(super) async fn stop(
 ) -> Result<Reply, CtlError> {
     let cmd: StopProviderCommand = parse("provider stop", payload)?;
     check_host(host, &cmd.host_id)?;
+    // Synchronous, as wasmCloud: the reply comes after `provider_stopped`.
+    if host.provider_sup.stop(&cmd.provider_id).await {
+        return Ok(Reply::ok());
+    }
     let removed = host
         .providers
         .write()
