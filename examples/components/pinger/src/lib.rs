@@ -7,6 +7,7 @@
 //! | `/echo?msg=M&times=N&tags=a,b`| `echo({M, N, [a, b]})`              | one line per echoed item     |
 //! | `/work?ms=N`                  | `work(N)`                           | `worked N ms`                |
 //! | `/link/NAME`                  | `set-link-name(NAME)`, then `ping()`| `ping via NAME -> pong`      |
+//! | `/bench?n=N`                  | `ping()` N times, each timed        | `n=N p50_ns=… p99_ns=… total_ns=…` |
 //!
 //! A failed call traps the invocation; the host answers 500 with the reason.
 
@@ -64,6 +65,10 @@ fn route(path: &str, query: &str) -> (u16, String) {
         let ms = param(query, "ms").and_then(|t| t.parse().ok()).unwrap_or(0);
         return (200, format!("worked {} ms\n", pingpong::work(ms)));
     }
+    if path == "/bench" {
+        let n: usize = param(query, "n").and_then(|t| t.parse().ok()).unwrap_or(1000).clamp(1, 1_000_000);
+        return (200, bench(n));
+    }
     if let Some(name) = path.strip_prefix("/link/") {
         let target = lattice::CallTargetInterface::new("example", "pong", "pingpong");
         return match lattice::set_link_name(name, vec![target]) {
@@ -72,6 +77,28 @@ fn route(path: &str, query: &str) -> (u16, String) {
         };
     }
     (404, format!("no route for {path}\n"))
+}
+
+/// Times `n` sequential `ping()` calls from inside the component, so the
+/// figure is the call itself (host dispatch, link resolution, the callee's
+/// instantiation and run, and on the lattice path the NATS round trip),
+/// without HTTP.
+fn bench(n: usize) -> String {
+    use wasi::clocks::monotonic_clock::now;
+    let mut samples = Vec::with_capacity(n);
+    let start = now();
+    for _ in 0..n {
+        let t = now();
+        let reply = pingpong::ping();
+        samples.push(now() - t);
+        if reply != "pong" {
+            return format!("unexpected reply {reply:?}\n");
+        }
+    }
+    let total = now() - start;
+    samples.sort_unstable();
+    let at = |q: f64| samples.get(((n as f64 - 1.0) * q) as usize).copied().unwrap_or(0);
+    format!("n={n} p50_ns={} p99_ns={} total_ns={total}\n", at(0.5), at(0.99))
 }
 
 fn param(query: &str, key: &str) -> Option<String> {

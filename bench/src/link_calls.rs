@@ -1,0 +1,473 @@
+//! Component → component calls through a link, three ways, against a raw
+//! async-nats request/reply baseline measured on the same server in the same
+//! run (issue 3's bar: lattice p50 ≤ 1.5× raw NATS, lattice throughput at 32
+//! callers ≥ 0.5× raw NATS, in-process p50 ≥ 10× lower than the lattice).
+//!
+//! Starts its own `nats-server` (JetStream, free port) and two `trellis` hosts
+//! (release build), deploys `pinger` + `ponger` through the control interface
+//! and measures from *inside* `pinger` (`GET /bench?n=N` times each
+//! `ping()` call with the monotonic clock, so HTTP is not in the figure):
+//!
+//! - **lattice**: `pinger` on host A, `ponger` on host B (wRPC over NATS,
+//!   Trellis compact framing: 2 messages per call);
+//! - **local**: `pinger-local` and `ponger-local` both on host A (in-process
+//!   fast path: no NATS, no encoding);
+//! - **raw NATS**: a native responder answering the same 5-byte payload
+//!   (`pong` as a wRPC string) to `request()`.
+//!
+//! Sequential: p50/p99 over `BENCH_CALLS` (10 000) calls. Concurrent:
+//! `BENCH_CALLERS` (32) callers for `BENCH_SECONDS`; for the components each
+//! caller is one HTTP request running `BENCH_BATCH` calls in a loop.
+//!
+//! Usage: `cargo run --release -p trellis-bench --bin link-calls`
+//! (needs `target/release/trellis` and the guest components: `bash scripts/test.sh`
+//! or `cargo build --release -p trellis-host` plus the guest build).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures::StreamExt as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::process::{Child, Command};
+use trellis_interfaces::client::CtlClient;
+use trellis_interfaces::ctl::{ScaleComponentCommand, StartProviderCommand};
+use trellis_interfaces::link::Link;
+
+const LATTICE: &str = "bench";
+const WAIT: Duration = Duration::from_secs(60);
+
+fn env_num(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Procs(Vec<Child>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.start_kill();
+        }
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let calls = env_num("BENCH_CALLS", 10_000);
+    let callers = env_num("BENCH_CALLERS", 32);
+    let seconds = env_num("BENCH_SECONDS", 5) as u64;
+    let batch = env_num("BENCH_BATCH", 200);
+    let root = root();
+    let trellis = root.join("target/release/trellis");
+    let guests = root.join("target/guests/wasm32-wasip2/release");
+    for p in [
+        &trellis,
+        &guests.join("pinger.wasm"),
+        &guests.join("ponger.wasm"),
+    ] {
+        if !p.exists() {
+            bail!(
+                "{} is missing: build with `cargo build --release -p trellis-host` and the guest workspace",
+                p.display()
+            );
+        }
+    }
+    let work = tempdir()?;
+    let mut procs = Procs(Vec::new());
+    let nats_port = free_port()?;
+    procs.0.push(
+        Command::new("nats-server")
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &nats_port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(work.join("js"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("start nats-server (is it on PATH? scripts/prereqs.sh installs it)")?,
+    );
+    let url = format!("nats://127.0.0.1:{nats_port}");
+    let nats = connect(&url).await?;
+    let ctl = CtlClient::new(nats.clone(), LATTICE.to_string());
+    for name in ["a", "b"] {
+        let log = std::fs::File::create(work.join(format!("host-{name}.log")))?;
+        procs.0.push(
+            Command::new(&trellis)
+                .args([
+                    "--nats-url",
+                    &url,
+                    "--lattice",
+                    LATTICE,
+                    "--allow-file-load",
+                ])
+                .arg("--cache-dir")
+                .arg(work.join(format!("cache-{name}")))
+                .env("RUST_LOG", "warn")
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .kill_on_drop(true)
+                .spawn()?,
+        );
+    }
+    let host_ids = wait_hosts(&ctl, 2).await?;
+    let (a, b) = (host_ids[0].clone(), host_ids[1].clone());
+    let pinger = format!("file://{}", guests.join("pinger.wasm").display());
+    let ponger = format!("file://{}", guests.join("ponger.wasm").display());
+    let max = u32::try_from(callers * 2).unwrap_or(64);
+    scale(&ctl, &nats, &a, &pinger, "pinger", max).await?;
+    scale(&ctl, &nats, &b, &ponger, "ponger", max).await?;
+    scale(&ctl, &nats, &a, &pinger, "pinger-local", max).await?;
+    scale(&ctl, &nats, &a, &ponger, "ponger-local", max).await?;
+    link(&ctl, "pinger", "ponger").await?;
+    link(&ctl, "pinger-local", "ponger-local").await?;
+    let lattice_port = expose(&ctl, &a, "pinger").await?;
+    let local_port = expose(&ctl, &a, "pinger-local").await?;
+    wait_http(lattice_port, "/bench?n=10").await?;
+    wait_http(local_port, "/bench?n=10").await?;
+
+    // Responder for the baseline: same server, same reply payload as `ping`.
+    let raw_subject = "bench.raw.ping";
+    let responder = connect(&url).await?;
+    let mut sub = responder.subscribe(raw_subject).await?;
+    let r2 = responder.clone();
+    tokio::spawn(async move {
+        while let Some(msg) = sub.next().await {
+            if let Some(reply) = msg.reply {
+                let _ = r2
+                    .publish(reply, bytes::Bytes::from_static(b"\x04pong"))
+                    .await;
+            }
+        }
+    });
+    responder.flush().await?;
+
+    println!(
+        "machine: {} cores; nats-server on loopback; {calls} sequential calls, {callers} callers for {seconds} s",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
+    // Warm up all three.
+    raw_sequential(&nats, raw_subject, 1000).await?;
+    component_sequential(lattice_port, 1000).await?;
+    component_sequential(local_port, 1000).await?;
+
+    let raw = raw_sequential(&nats, raw_subject, calls).await?;
+    let lat = component_sequential(lattice_port, calls).await?;
+    let loc = component_sequential(local_port, calls).await?;
+    let raw_tp = raw_concurrent(&url, raw_subject, callers, seconds).await?;
+    let lat_tp = component_concurrent(lattice_port, callers, seconds, batch).await?;
+    let loc_tp = component_concurrent(local_port, callers, seconds, batch).await?;
+
+    println!();
+    println!(
+        "| path | p50 µs | p99 µs | p50 vs raw NATS | calls/s at {callers} callers | vs raw NATS |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let row = |name: &str, (p50, p99): (f64, f64), tp: f64| {
+        println!(
+            "| {name} | {p50:.1} | {p99:.1} | {:.2}× | {tp:.0} | {:.2}× |",
+            p50 / raw.0,
+            tp / raw_tp
+        );
+    };
+    row("raw async-nats request/reply (baseline)", raw, raw_tp);
+    row("component → component across hosts (lattice)", lat, lat_tp);
+    row("component → component same host (in-process)", loc, loc_tp);
+    println!();
+    println!(
+        "in-process p50 is {:.1}× lower than the lattice p50",
+        lat.0 / loc.0
+    );
+    drop(procs);
+    Ok(())
+}
+
+fn tempdir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("trellis-link-calls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+async fn connect(url: &str) -> anyhow::Result<async_nats::Client> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match async_nats::connect(url).await {
+            Ok(c) => return Ok(c),
+            Err(e) if Instant::now() > deadline => return Err(e.into()),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+async fn wait_hosts(ctl: &CtlClient, n: usize) -> anyhow::Result<Vec<String>> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Ok(hosts) = ctl.ping_hosts().await
+            && hosts.len() >= n
+        {
+            let mut ids: Vec<String> = hosts.into_iter().map(|h| h.id).collect();
+            ids.sort();
+            return Ok(ids);
+        }
+        if Instant::now() > deadline {
+            bail!("hosts did not come up");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn scale(
+    ctl: &CtlClient,
+    nats: &async_nats::Client,
+    host: &str,
+    image: &str,
+    id: &str,
+    max: u32,
+) -> anyhow::Result<()> {
+    let mut events = nats
+        .subscribe(format!("wasmbus.evt.{LATTICE}.component_scaled"))
+        .await?;
+    let resp = ctl
+        .scale_component(&ScaleComponentCommand {
+            component_ref: image.into(),
+            component_id: id.into(),
+            max_instances: max,
+            host_id: host.into(),
+            ..Default::default()
+        })
+        .await?;
+    if !resp.success {
+        bail!("scale {id}: {}", resp.message);
+    }
+    tokio::time::timeout(WAIT, async {
+        while let Some(msg) = events.next().await {
+            if String::from_utf8_lossy(&msg.payload).contains(&format!("\"component_id\":\"{id}\""))
+            {
+                return;
+            }
+        }
+    })
+    .await
+    .with_context(|| format!("{id} never scaled"))?;
+    Ok(())
+}
+
+async fn link(ctl: &CtlClient, source: &str, target: &str) -> anyhow::Result<()> {
+    let resp = ctl
+        .put_link(&Link {
+            source_id: source.into(),
+            target: target.into(),
+            name: "default".into(),
+            wit_namespace: "example".into(),
+            wit_package: "pong".into(),
+            interfaces: vec!["pingpong".into()],
+            ..Default::default()
+        })
+        .await?;
+    if !resp.success {
+        bail!("link {source} -> {target}: {}", resp.message);
+    }
+    Ok(())
+}
+
+async fn expose(ctl: &CtlClient, host: &str, component: &str) -> anyhow::Result<u16> {
+    let port = free_port()?;
+    let config = format!("http-{component}");
+    ctl.put_config(
+        &config,
+        &HashMap::from([("address".to_string(), format!("127.0.0.1:{port}"))]),
+    )
+    .await?;
+    let provider = format!("web-{component}");
+    let resp = ctl
+        .start_provider(&StartProviderCommand {
+            provider_id: provider.clone(),
+            provider_ref: "builtin://http-server".into(),
+            host_id: host.into(),
+            ..Default::default()
+        })
+        .await?;
+    if !resp.success {
+        bail!("http server: {}", resp.message);
+    }
+    let resp = ctl
+        .put_link(&Link {
+            source_id: provider,
+            target: component.into(),
+            name: "default".into(),
+            wit_namespace: "wasi".into(),
+            wit_package: "http".into(),
+            interfaces: vec!["incoming-handler".into()],
+            source_config: vec![config],
+            target_config: vec![],
+        })
+        .await?;
+    if !resp.success {
+        bail!("http link: {}", resp.message);
+    }
+    Ok(port)
+}
+
+async fn http_get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n").as_bytes(),
+    )
+    .await?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+async fn wait_http(port: u16, path: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Ok((200, _)) = http_get(port, path).await {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let last = http_get(port, path).await;
+            bail!("GET {path} on {port} never answered 200: {last:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> f64 {
+    let i = ((sorted.len().saturating_sub(1)) as f64 * q) as usize;
+    sorted.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e6)
+}
+
+async fn raw_sequential(
+    nats: &async_nats::Client,
+    subject: &str,
+    n: usize,
+) -> anyhow::Result<(f64, f64)> {
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        nats.request(subject.to_string(), bytes::Bytes::new())
+            .await?;
+        samples.push(t.elapsed());
+    }
+    samples.sort_unstable();
+    Ok((percentile(&samples, 0.5), percentile(&samples, 0.99)))
+}
+
+/// Parses `n=.. p50_ns=.. p99_ns=.. total_ns=..`.
+fn parse_bench(body: &str) -> anyhow::Result<HashMap<String, u64>> {
+    let map: HashMap<String, u64> = body
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
+        .collect();
+    if !map.contains_key("p50_ns") {
+        bail!("unexpected bench reply: {body}");
+    }
+    Ok(map)
+}
+
+async fn component_sequential(port: u16, n: usize) -> anyhow::Result<(f64, f64)> {
+    let (status, body) = http_get(port, &format!("/bench?n={n}")).await?;
+    if status != 200 {
+        bail!("bench request failed ({status}): {body}");
+    }
+    let m = parse_bench(&body)?;
+    let us = |k: &str| m.get(k).copied().unwrap_or(0) as f64 / 1e3;
+    Ok((us("p50_ns"), us("p99_ns")))
+}
+
+async fn raw_concurrent(
+    url: &str,
+    subject: &str,
+    callers: usize,
+    seconds: u64,
+) -> anyhow::Result<f64> {
+    let nats = connect(url).await?;
+    let stop = Instant::now() + Duration::from_secs(seconds);
+    let start = Instant::now();
+    let tasks = (0..callers).map(|_| {
+        let nats = nats.clone();
+        let subject = subject.to_string();
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < stop {
+                if nats
+                    .request(subject.clone(), bytes::Bytes::new())
+                    .await
+                    .is_ok()
+                {
+                    n += 1;
+                }
+            }
+            n
+        })
+    });
+    let total: u64 = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap_or(0))
+        .sum();
+    Ok(total as f64 / start.elapsed().as_secs_f64())
+}
+
+async fn component_concurrent(
+    port: u16,
+    callers: usize,
+    seconds: u64,
+    batch: usize,
+) -> anyhow::Result<f64> {
+    let stop = Instant::now() + Duration::from_secs(seconds);
+    let start = Instant::now();
+    let tasks = (0..callers).map(|_| {
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < stop {
+                if let Ok((200, body)) = http_get(port, &format!("/bench?n={batch}")).await
+                    && parse_bench(&body).is_ok()
+                {
+                    n += batch as u64;
+                }
+            }
+            n
+        })
+    });
+    let total: u64 = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap_or(0))
+        .sum();
+    Ok(total as f64 / start.elapsed().as_secs_f64())
+}
