@@ -7,6 +7,12 @@
     clippy::indexing_slicing,
     reason = "serde_json::Value indexing yields Null on a missing key, it never panics"
 )]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "helpers of the tests below: a failed step fails the test, at its line"
+)]
 
 mod common;
 

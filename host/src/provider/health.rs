@@ -20,12 +20,23 @@ pub(super) enum Health {
     Unhealthy(String),
 }
 
-/// Which event a result produces after `previous`.
-pub(super) fn event_kind(previous: Option<bool>, healthy: bool) -> &'static str {
+/// Which event a result produces after the previous one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Transition {
+    /// Became healthy (or the first answer is healthy).
+    Passed,
+    /// Became unhealthy (or the first answer is unhealthy).
+    Failed,
+    /// No change.
+    Status,
+}
+
+/// The transition from `previous` (`None` before the first check).
+pub(super) fn transition(previous: Option<bool>, healthy: bool) -> Transition {
     match (previous, healthy) {
-        (Some(true), true) | (Some(false), false) => "health_check_status",
-        (_, true) => "health_check_passed",
-        (_, false) => "health_check_failed",
+        (Some(true), true) | (Some(false), false) => Transition::Status,
+        (_, true) => Transition::Passed,
+        (_, false) => Transition::Failed,
     }
 }
 
@@ -63,24 +74,24 @@ pub(super) async fn run(host: Arc<HostInner>, provider_id: String, settings: Pro
         ticker.tick().await;
         let health = check(&host.nats, subject.clone(), settings.health_timeout).await;
         let healthy = health == Health::Healthy;
-        let kind = event_kind(previous, healthy);
+        let kind = transition(previous, healthy);
         previous = Some(healthy);
         let payload = ProviderHealthCheck {
             host_id: host.id.clone(),
             provider_id: provider_id.clone(),
         };
         let event = match kind {
-            "health_check_passed" => {
+            Transition::Passed => {
                 tracing::info!(provider_id, "provider is healthy");
                 LatticeEvent::HealthCheckPassed(payload)
             }
-            "health_check_failed" => {
+            Transition::Failed => {
                 if let Health::Unhealthy(reason) = &health {
                     tracing::warn!(provider_id, reason, "provider health check failed");
                 }
                 LatticeEvent::HealthCheckFailed(payload)
             }
-            _ => {
+            Transition::Status => {
                 if let Health::Unhealthy(reason) = &health {
                     tracing::debug!(provider_id, reason, "provider still unhealthy");
                 }
@@ -97,11 +108,12 @@ mod tests {
 
     #[test]
     fn only_transitions_pass_or_fail() {
-        assert_eq!(event_kind(None, true), "health_check_passed");
-        assert_eq!(event_kind(None, false), "health_check_failed");
-        assert_eq!(event_kind(Some(true), true), "health_check_status");
-        assert_eq!(event_kind(Some(true), false), "health_check_failed");
-        assert_eq!(event_kind(Some(false), false), "health_check_status");
-        assert_eq!(event_kind(Some(false), true), "health_check_passed");
+        use Transition::*;
+        assert_eq!(transition(None, true), Passed);
+        assert_eq!(transition(None, false), Failed);
+        assert_eq!(transition(Some(true), true), Status);
+        assert_eq!(transition(Some(true), false), Failed);
+        assert_eq!(transition(Some(false), false), Status);
+        assert_eq!(transition(Some(false), true), Passed);
     }
 }

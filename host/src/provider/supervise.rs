@@ -294,11 +294,11 @@ async fn deliver(host: &HostInner, request: &ProviderRequest, delivered: &mut De
         publish(host, subjects.link_del(id), body).await;
         tracing::info!(provider_id = %id, source_id = %def.source_id, target = %def.target, name = %def.name, "link deletion delivered to provider");
     }
-    if config != delivered.config {
-        if let Ok(body) = serde_json::to_vec(&config) {
-            publish(host, subjects.config_update(id), body).await;
-            tracing::info!(provider_id = %id, "config update delivered to provider");
-        }
+    if config != delivered.config
+        && let Ok(body) = serde_json::to_vec(&config)
+    {
+        publish(host, subjects.config_update(id), body).await;
+        tracing::info!(provider_id = %id, "config update delivered to provider");
     }
     delivered.links = links;
     delivered.config = config;
