@@ -33,6 +33,18 @@ fn digest(bytes: &[u8]) -> String {
 impl OciRegistry {
     /// Serves `wasm` as `{repo}:{tag}`.
     pub async fn start(repo: &str, tag: &str, wasm: Vec<u8>) -> anyhow::Result<OciRegistry> {
+        OciRegistry::start_with_layer_type(repo, tag, wasm, "application/wasm").await
+    }
+
+    /// Serves `layer` as `{repo}:{tag}` with layer media type `layer_type`
+    /// (e.g. a provider archive,
+    /// `application/vnd.wasmcloud.provider.archive.layer.v1+par`).
+    pub async fn start_with_layer_type(
+        repo: &str,
+        tag: &str,
+        wasm: Vec<u8>,
+        layer_type: &str,
+    ) -> anyhow::Result<OciRegistry> {
         let config = br#"{"architecture":"wasm","os":"wasip2","layerDigests":[]}"#.to_vec();
         let layer_digest = digest(&wasm);
         let config_digest = digest(&config);
@@ -41,7 +53,7 @@ impl OciRegistry {
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "artifactType": "application/wasm",
             "config": {"mediaType": "application/vnd.wasm.config.v0+json", "digest": config_digest, "size": config.len()},
-            "layers": [{"mediaType": "application/wasm", "digest": layer_digest, "size": wasm.len()}]
+            "layers": [{"mediaType": layer_type, "digest": layer_digest, "size": wasm.len()}]
         });
         let manifest = serde_json::to_vec(&manifest)?;
         let manifest_digest = digest(&manifest);

@@ -687,8 +687,23 @@ async fn provider_archives_are_verified_and_run() {
     let account = nkeys::KeyPair::new_account();
     let other = nkeys::KeyPair::new_account();
     let s = Scratch::new();
+    let marker = "# a provider archive around a script, padding the binary: 0123456789\n";
+    let script = format!("#!/bin/sh\n{marker}exec /bin/sleep 3604\n");
+    s.file("sleeper.sh", script.as_bytes(), 0o644);
+    let binary = s.path("sleeper.sh");
+    let archive = par_create(&s, &binary, None, "sleeper.par", &account.seed().unwrap());
+    let registry = trellis_tests::OciRegistry::start_with_layer_type(
+        "trellis/sleeper",
+        "1.2.3",
+        std::fs::read(&archive).unwrap(),
+        "application/vnd.wasmcloud.provider.archive.layer.v1+par",
+    )
+    .await
+    .unwrap();
     let host = HostProcess::start(
         fast_options(&l)
+            .arg("--allowed-insecure")
+            .arg(registry.host())
             .arg("--cache-dir")
             .arg(s.path("cache").display().to_string())
             .arg("--require-signed")
@@ -697,10 +712,6 @@ async fn provider_archives_are_verified_and_run() {
     )
     .await
     .unwrap();
-    let marker = "# a provider archive around a script, padding the binary: 0123456789\n";
-    let script = format!("#!/bin/sh\n{marker}exec /bin/sleep 3604\n");
-    s.file("sleeper.sh", script.as_bytes(), 0o644);
-    let binary = s.path("sleeper.sh");
 
     // A bare binary has no claims: refused under --require-signed.
     let bare = s.file("bare", SLEEPER.as_bytes(), 0o755);
@@ -708,7 +719,6 @@ async fn provider_archives_are_verified_and_run() {
     assert!(error.contains("--require-signed"), "{error}");
 
     // A signed archive runs (mode 0755 from the cache, though the input was 0644).
-    let archive = par_create(&s, &binary, None, "sleeper.par", &account.seed().unwrap());
     let image_ref = format!("file://{}", archive.display());
     start(&l, &host, "par", &image_ref, &[]).await;
     let started = wait_event(&mut l, "provider_started", "par").await;
@@ -726,6 +736,20 @@ async fn provider_archives_are_verified_and_run() {
     assert_eq!(cached, 1);
     stop(&l, &host, "par").await;
     wait_event(&mut l, "provider_stopped", "par").await;
+
+    // The same archive from an OCI registry; same binary, same cache entry.
+    let oci_ref = format!("{}/trellis/sleeper:1.2.3", registry.host());
+    start(&l, &host, "oci-par", &oci_ref, &[]).await;
+    let started = wait_event(&mut l, "provider_started", "oci-par").await;
+    assert_eq!(started["data"]["claims"]["name"], "sleeper");
+    inventory_becomes(&l, &host, &["oci-par"]).await;
+    assert!(registry.requests() > 0);
+    stop(&l, &host, "oci-par").await;
+    wait_event(&mut l, "provider_stopped", "oci-par").await;
+    let cached = std::fs::read_dir(s.path("cache").join("providers"))
+        .unwrap()
+        .count();
+    assert_eq!(cached, 1);
 
     // One byte of the binary changed inside the tar: refused, named.
     let mut bytes = std::fs::read(&archive).unwrap();
