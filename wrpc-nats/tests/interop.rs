@@ -185,7 +185,7 @@ async fn trellis_client_calls_upstream_server_body() {
         api::echo_string(&client, None, "five").await.unwrap(),
         "five"
     );
-    let seen = counter.drain(Duration::from_millis(300)).await;
+    let seen = counter.drain(Duration::from_secs(1)).await;
     let subjects: Vec<_> = seen.iter().map(|m| m.subject.to_string()).collect();
     assert_eq!(seen.len(), 5, "{subjects:#?}");
 
