@@ -228,10 +228,10 @@ impl CallSlot {
 
     /// Routes one message whose subject continued with `rest` after the call
     /// id.
-    fn deliver(&self, rest: &str, message: async_nats::Message) -> Delivery {
+    fn deliver(&self, rest: &str, message: async_nats::Message, counters: &Counters) -> Delivery {
         if rest.is_empty() {
             return match self.role {
-                Role::Client => self.deliver_control(message),
+                Role::Client => self.deliver_control(message, counters),
                 Role::Server => Delivery::Rejected,
             };
         }
@@ -255,7 +255,7 @@ impl CallSlot {
     }
 
     /// Handles the first message on `R_c`: status, compact reply or handshake.
-    fn deliver_control(&self, message: async_nats::Message) -> Delivery {
+    fn deliver_control(&self, message: async_nats::Message, counters: &Counters) -> Delivery {
         {
             let state = self.lock();
             if !matches!(state.resolution, Resolution::Pending) || state.failure.is_some() {
@@ -295,6 +295,8 @@ impl CallSlot {
                 &text
             };
             let error = remote_error(kind, text);
+            // Counted before waking the caller, so it sees its own call.
+            Counters::bump(&counters.compact_calls);
             self.resolve(Resolution::Compact);
             self.fail(error);
             return Delivery::Compact;
@@ -303,12 +305,14 @@ impl CallSlot {
             let continued = headers::get(hdrs, headers::CONTINUED) == Some(headers::ON);
             let data = (!message.payload.is_empty()).then(|| Item::Data(message.payload));
             let end = (!continued).then_some(Item::End);
+            Counters::bump(&counters.compact_calls);
             self.push(Vec::new(), [data, end]);
             self.resolve(Resolution::Compact);
             return Delivery::Compact;
         }
         match message.reply {
             Some(reply) => {
+                Counters::bump(&counters.standard_calls);
                 self.resolve(Resolution::Standard(reply));
                 Delivery::Standard
             }
@@ -457,10 +461,8 @@ fn route(inbox_prefix: &str, table: &CallTable, counters: &Counters, message: as
         Counters::bump(&counters.late_messages);
         return;
     };
-    match slot.deliver(rest, message) {
-        Delivery::Routed => {}
-        Delivery::Compact => Counters::bump(&counters.compact_calls),
-        Delivery::Standard => Counters::bump(&counters.standard_calls),
+    match slot.deliver(rest, message, counters) {
+        Delivery::Routed | Delivery::Compact | Delivery::Standard => {}
         Delivery::Rejected => Counters::bump(&counters.protocol_errors),
     }
 }
