@@ -192,6 +192,12 @@ impl Host {
             http: HttpIngress::default(),
             config,
         });
+        inner
+            .dataplane
+            .set_keyvalue(Arc::new(crate::capability::keyvalue::KeyValueService::new(
+                Arc::downgrade(&inner),
+                inner.nats.clone(),
+            )));
         inner.replay_lattice_data().await;
         inner.refresh_links();
         for (store, bucket) in [

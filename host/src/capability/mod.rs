@@ -8,11 +8,13 @@
 //! - [`logging`]: `wasi:logging/logging` into `tracing`, tagged with the component id.
 //! - [`http_server`]: the `wasi:http` incoming listener (`builtin://http-server`).
 //! - [`http_client`]: outgoing `wasi:http`, denied until a client capability is linked.
+//! - [`keyvalue`]: `wasi:keyvalue` on built-in memory or JetStream KV, or a provider.
 
 pub mod bus;
 pub mod config;
 pub mod http_client;
 pub mod http_server;
+pub mod keyvalue;
 pub mod logging;
 
 use wasmtime::component::{HasSelf, Linker};
@@ -41,5 +43,6 @@ pub(crate) fn add_to_linker(linker: &mut Linker<InvocationState>) -> wasmtime::R
     bindings::wasi::config::store::add_to_linker::<_, HasSelf<InvocationState>>(linker, |s| s)?;
     bindings::wasi::logging::logging::add_to_linker::<_, HasSelf<InvocationState>>(linker, |s| s)?;
     bus::add_to_linker(linker)?;
+    keyvalue::add_to_linker(linker)?;
     Ok(())
 }

@@ -1,10 +1,11 @@
 //! Provider auctions, `provider.start` and `provider.stop`.
 //!
-//! Built-in providers (`builtin://http-server`) run in-process and are handled
+//! Built-in providers (`builtin://http-server`, `builtin://keyvalue-memory`,
+//! `builtin://keyvalue-nats`) run in-process and are handled
 //! here; everything else is a provider process, handed to the host's
 //! [`ProviderSupervisor`](crate::provider::ProviderSupervisor) (fetch, spawn,
 //! supervise, stop). The host bids in auctions for the references it can run:
-//! the built-in HTTP server, OCI references, and `file://` with
+//! the built-in providers, OCI references, and `file://` with
 //! `--allow-file-load`.
 
 use std::sync::Arc;
@@ -16,11 +17,18 @@ use trellis_interfaces::event::{LatticeEvent, ProviderStarted, ProviderStopped};
 
 use super::{CtlError, Reply, check_host, parse};
 use crate::capability::http_server::is_builtin_http_server;
+use crate::capability::keyvalue::builtin_keyvalue;
 use crate::host::{HostInner, ProviderSlot};
 use crate::provider::{ProviderRequest, ProviderSupervisor};
 
 fn supported(host: &HostInner, provider_ref: &str) -> bool {
-    is_builtin_http_server(provider_ref) || ProviderSupervisor::can_run(host, provider_ref)
+    is_builtin(provider_ref) || ProviderSupervisor::can_run(host, provider_ref)
+}
+
+/// The providers that run in-process: `http-server`, `keyvalue-memory`,
+/// `keyvalue-nats`.
+fn is_builtin(provider_ref: &str) -> bool {
+    is_builtin_http_server(provider_ref) || builtin_keyvalue(provider_ref).is_some()
 }
 
 /// Whether `id` runs here, built in or as a process (also while starting or
@@ -76,7 +84,7 @@ pub(super) fn start(
     if known(host, &cmd.provider_id) {
         return Err(already());
     }
-    if !is_builtin_http_server(&cmd.provider_ref) {
+    if !is_builtin(&cmd.provider_ref) {
         let request = ProviderRequest {
             provider_id: cmd.provider_id.clone(),
             image_ref: cmd.provider_ref.clone(),
@@ -141,6 +149,9 @@ pub(super) async fn stop(
             cmd.provider_id, host.id
         )));
     };
+    if let Some(keyvalue) = host.dataplane.keyvalue() {
+        keyvalue.provider_stopped(&cmd.provider_id);
+    }
     host.reconcile_http();
     host.inventory_changed.notify_one();
     host.events

@@ -50,6 +50,8 @@ pub struct DataPlane {
     rpc_timeout: Duration,
     stats: CallStats,
     served: Mutex<HashMap<String, serve::ExportServer>>,
+    /// The host's `wasi:keyvalue` capability (set once at host start).
+    keyvalue: OnceLock<Arc<crate::capability::keyvalue::KeyValueService>>,
 }
 
 impl DataPlane {
@@ -69,6 +71,7 @@ impl DataPlane {
             rpc_timeout,
             stats: CallStats::default(),
             served: Mutex::new(HashMap::new()),
+            keyvalue: OnceLock::new(),
         }
     }
 
@@ -79,6 +82,16 @@ impl DataPlane {
 
     pub(crate) fn transport(&self) -> Option<&trellis_wrpc::Transport> {
         self.transport.get()
+    }
+
+    /// Installs the keyvalue capability (once, at host start).
+    pub(crate) fn set_keyvalue(&self, keyvalue: Arc<crate::capability::keyvalue::KeyValueService>) {
+        let _ = self.keyvalue.set(keyvalue);
+    }
+
+    /// The keyvalue capability, once the host has started.
+    pub(crate) fn keyvalue(&self) -> Option<&Arc<crate::capability::keyvalue::KeyValueService>> {
+        self.keyvalue.get()
     }
 
     /// The lattice name.

@@ -51,7 +51,9 @@ pub(super) enum FetchError {
     #[error(transparent)]
     Artifact(#[from] ArtifactError),
     /// A `builtin://` name this host does not have.
-    #[error("`{0}` is not a built-in provider of this host (it has `builtin://http-server`)")]
+    #[error(
+        "`{0}` is not a built-in provider of this host (it has `builtin://http-server`, `builtin://keyvalue-memory`, `builtin://keyvalue-nats`)"
+    )]
     UnknownBuiltin(String),
     /// Not a readable tar archive.
     #[error("`{reference}` is not a readable provider archive: {reason}")]
