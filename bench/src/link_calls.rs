@@ -161,6 +161,13 @@ async fn main() -> anyhow::Result<()> {
         }
     });
     responder.flush().await?;
+    let ready = Instant::now() + WAIT;
+    while nats.request(raw_subject, bytes::Bytes::new()).await.is_err() {
+        if Instant::now() > ready {
+            bail!("the baseline responder never answered");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     println!(
         "machine: {} cores; nats-server on loopback; {calls} sequential calls, {callers} callers for {seconds} s",
@@ -173,6 +180,13 @@ async fn main() -> anyhow::Result<()> {
     component_sequential(lattice_port, 1000).await?;
     component_sequential(local_port, 1000).await?;
 
+    if std::env::var("BENCH_PROFILE_LATTICE").is_ok() {
+        // Profiling aid: only the concurrent lattice phase, printing the pids.
+        eprintln!("profile now: lattice phase for {seconds} s");
+        let tp = component_concurrent(lattice_port, callers, seconds, batch).await?;
+        println!("lattice calls/s at {callers} callers: {tp:.0}");
+        return Ok(());
+    }
     let raw = raw_sequential(&nats, raw_subject, calls).await?;
     let lat = component_sequential(lattice_port, calls).await?;
     let loc = component_sequential(local_port, calls).await?;

@@ -304,7 +304,7 @@ async fn labels_come_from_flags_and_both_env_prefixes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn claims_registry_and_unsupported_providers_answer_clearly() {
+async fn claims_registry_and_unreachable_provider_images_answer_clearly() {
     let mut l = TestLattice::start().await.unwrap();
     let host = l.host().await.unwrap();
     assert!(l.ctl.get_claims().await.unwrap().is_empty());
@@ -318,7 +318,9 @@ async fn claims_registry_and_unsupported_providers_answer_clearly() {
         .ctl
         .start_provider(&trellis_interfaces::ctl::StartProviderCommand {
             provider_id: "kv".into(),
-            provider_ref: "ghcr.io/wasmcloud/keyvalue-redis:0.30.0".into(),
+            // A registry on a closed local port: the pull fails at once,
+            // without reaching for the network.
+            provider_ref: "127.0.0.1:1/wasmcloud/keyvalue-redis:0.30.0".into(),
             host_id: host.id().into(),
             ..Default::default()
         })
@@ -335,7 +337,8 @@ async fn claims_registry_and_unsupported_providers_answer_clearly() {
         .await
         .unwrap();
     let error = ev["data"]["error"].as_str().unwrap();
-    assert!(error.contains("not supported yet"), "{error}");
+    assert!(error.contains("cannot pull"), "{error}");
+    assert!(error.contains("127.0.0.1:1/wasmcloud/keyvalue-redis:0.30.0"), "{error}");
     // The host is unaffected.
     assert_eq!(l.ctl.ping_hosts().await.unwrap().len(), 1);
 }
