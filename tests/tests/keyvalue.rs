@@ -173,8 +173,13 @@ async fn counter_on_builtin_memory() {
         .await
         .unwrap();
     assert!(resp.success, "{}", resp.message);
+    // The link now points at nothing that runs: the call is tried on the
+    // lattice (as for any provider process) and fails at once, naming it.
     let body = http_until(port, "/a", 500).await.unwrap();
-    assert!(body.contains("`kv-mem`"), "{body}");
+    assert!(
+        body.contains("provider `kv-mem`") && body.contains("nothing serves"),
+        "{body}"
+    );
     start_builtin(
         &mut l,
         host.id(),

@@ -143,6 +143,7 @@ impl KeyValueService {
         component: &Arc<str>,
         link_name: &str,
         identifier: String,
+        deadline: tokio::time::Instant,
     ) -> Result<Bucket, Error> {
         let host = self
             .host
@@ -198,6 +199,7 @@ impl KeyValueService {
             None => Backend::Remote(remote::RemoteBucket::new(
                 host.dataplane.clone(),
                 identifier,
+                deadline,
             )),
         };
         Ok(Bucket {
@@ -416,8 +418,9 @@ impl bindings::wasi::keyvalue::store::Host for InvocationState {
                 "keyvalue is not available in this host".into(),
             )));
         };
+        let deadline = self.scope.deadline;
         match service
-            .open(&self.component_id, &link_name, identifier)
+            .open(&self.component_id, &link_name, identifier, deadline)
             .await
         {
             Ok(bucket) => Ok(Ok(self.table_mut().push(bucket)?)),
