@@ -300,3 +300,64 @@ async fn a_slow_remote_target_is_bounded_by_the_rpc_timeout() {
     assert!(took >= Duration::from_millis(900), "took {took:?}");
     assert!(body.contains("call to `ponger`"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lattice_calls_carry_caller_link_deadline_and_trace_headers() {
+    use http_body_util::{BodyExt as _, Empty};
+    let mut l = TestLattice::start().await.unwrap();
+    let a = l.host().await.unwrap();
+    let b = l.host().await.unwrap();
+    scale(&mut l, a.id(), &image("pinger"), "pinger", 2)
+        .await
+        .unwrap();
+    scale(&mut l, b.id(), &image("ponger"), "ponger", 2)
+        .await
+        .unwrap();
+    put_link(&l, pong_link("pinger", "ponger", "default")).await;
+    let port = expose_http(&mut l, a.id(), "pinger").await.unwrap();
+    assert_eq!(http_until(port, "/", 200).await.unwrap(), "ping -> pong\n");
+    // A plain (non-queue) subscription sees a copy of every call to ponger.
+    let mut wire = l
+        .client
+        .subscribe(format!("{}.ponger.wrpc.>", l.lattice))
+        .await
+        .unwrap();
+    l.client.flush().await.unwrap();
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = hyper::Request::get("/")
+        .header("host", format!("127.0.0.1:{port}"))
+        .header("traceparent", traceparent)
+        .header("tracestate", "vendor=abc")
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let _ = resp.into_body().collect().await.unwrap();
+    let msg = tokio::time::timeout(WAIT, wire.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        msg.subject.as_str(),
+        format!(
+            "{}.ponger.wrpc.0.0.1.example:pong/pingpong@0.1.0.ping",
+            l.lattice
+        )
+    );
+    let headers = msg.headers.expect("lattice calls carry headers");
+    let get = |name: &str| headers.get(name).map(|v| v.as_str().to_string());
+    assert_eq!(get("source-id").as_deref(), Some("pinger"));
+    assert_eq!(get("link-name").as_deref(), Some("default"));
+    assert_eq!(get("traceparent").as_deref(), Some(traceparent));
+    assert_eq!(get("tracestate").as_deref(), Some("vendor=abc"));
+    let budget: u64 = get("trellis-timeout-ms").unwrap().parse().unwrap();
+    assert!(budget > 0 && budget <= 10_000, "{budget}");
+}

@@ -190,6 +190,7 @@ async fn route(
         link_name: Some(link_name),
         deadline: state.scope.deadline,
         depth: state.scope.depth + 1,
+        trace: state.scope.trace.clone(),
     };
     if f.value_only
         && let Some(local) = dp.local_target(&target)

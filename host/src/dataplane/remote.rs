@@ -61,6 +61,15 @@ pub(crate) async fn call(
             .clone()
             .unwrap_or_else(|| super::links::default_link_name().into()),
     );
+    if let Some(trace) = &scope.trace {
+        headers.insert(
+            trellis_wrpc::headers::TRACEPARENT,
+            trace.traceparent.as_str(),
+        );
+        if let Some(state) = &trace.tracestate {
+            headers.insert(trellis_wrpc::headers::TRACESTATE, state.as_str());
+        }
+    }
     let cx = trellis_wrpc::CallContext {
         prefix: format!("{}.{target}", dp.lattice()),
         headers: Some(headers),

@@ -65,6 +65,11 @@ impl RunningComponent {
             link_name: Some(std::sync::Arc::from(cx.link_name())),
             deadline: cx.deadline.min(now + self.max_execution_time),
             depth: 0,
+            trace: crate::runtime::state::TraceContext::from_headers(
+                cx.header(trellis_wrpc::headers::TRACEPARENT),
+                cx.header(trellis_wrpc::headers::TRACESTATE),
+            )
+            .map(std::sync::Arc::new),
         };
         let budget = scope.remaining();
         if budget.is_zero() {

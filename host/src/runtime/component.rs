@@ -342,7 +342,12 @@ impl RunningComponent {
             component_id: self.id.to_string(),
             message: format!("{e:#}"),
         };
-        let mut store = self.new_store();
+        let mut scope = CallScope::root(self.max_execution_time);
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        scope.trace =
+            super::state::TraceContext::from_headers(header("traceparent"), header("tracestate"))
+                .map(Arc::new);
+        let mut store = self.new_store_in(scope);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = req.map(|body| body.map_err(hyper_request_error));
         let req = store

@@ -54,6 +54,40 @@ pub struct CallScope {
     pub deadline: Instant,
     /// Nesting depth of in-process calls.
     pub depth: u8,
+    /// W3C trace context (`traceparent`, `tracestate`) of the request this
+    /// invocation serves, passed on to the calls it makes so a trace spans
+    /// hosts.
+    pub trace: Option<Arc<TraceContext>>,
+}
+
+/// W3C trace-context headers, as received.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceContext {
+    /// `traceparent`
+    pub traceparent: String,
+    /// `tracestate`, if any.
+    pub tracestate: Option<String>,
+}
+
+impl TraceContext {
+    /// From header values; `None` without a plausible `traceparent`
+    /// (`version-traceid-parentid-flags`, 55 characters for version 00).
+    pub fn from_headers(traceparent: Option<&str>, tracestate: Option<&str>) -> Option<Self> {
+        let traceparent = traceparent?.trim();
+        let plausible = traceparent.len() >= 55
+            && traceparent.len() <= 512
+            && traceparent.split('-').count() >= 4
+            && traceparent
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || c == '-');
+        plausible.then(|| Self {
+            traceparent: traceparent.to_string(),
+            tracestate: tracestate
+                .map(str::trim)
+                .filter(|s| !s.is_empty() && s.len() <= 512 && s.is_ascii())
+                .map(String::from),
+        })
+    }
 }
 
 impl CallScope {
@@ -64,6 +98,7 @@ impl CallScope {
             link_name: None,
             deadline: Instant::now() + limit,
             depth: 0,
+            trace: None,
         }
     }
 
