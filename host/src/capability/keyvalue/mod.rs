@@ -162,7 +162,9 @@ impl KeyValueService {
             .read()
             .ok()
             .and_then(|p| p.get(&*target).map(|s| s.image_ref.clone()));
-        let config = link_target_config(&host, component, &target, link_name);
+        // Only the built-ins read the link's target config (providers get it
+        // with the link), so remote buckets skip the lookup.
+        let config = || link_target_config(&host, component, &target, link_name);
         let label = BucketLabel {
             component: component.clone(),
             link_name: link_name.to_string(),
@@ -171,7 +173,7 @@ impl KeyValueService {
         };
         let backend = match builtin.as_deref().map(|r| (r, builtin_keyvalue(r))) {
             Some((_, Some(BuiltinKeyValue::Memory))) => {
-                let name = config
+                let name = config()
                     .get("bucket")
                     .filter(|b| !b.is_empty())
                     .cloned()
@@ -180,7 +182,7 @@ impl KeyValueService {
             }
             Some((_, Some(BuiltinKeyValue::Nats))) => {
                 let spec = nats::NatsBucketSpec::new(
-                    &config,
+                    &config(),
                     &identifier,
                     host.config.js_domain.as_deref(),
                 );
