@@ -265,3 +265,82 @@ async fn counter_on_builtin_nats_kv_survives_a_host_restart() {
     );
     assert!(js.get_key_value("missing").await.is_err());
 }
+
+fn provider_binary(name: &str, env_var: &str) -> String {
+    let path = trellis_tests::host::workspace_binary(name, env_var, name).unwrap();
+    format!("file://{}", path.display())
+}
+
+/// Pid of the child process of `host` whose command line mentions `name`.
+fn child_pid(host: &trellis_tests::HostProcess, name: &str) -> Option<u32> {
+    let out = std::process::Command::new("pgrep")
+        .args(["-P", &host.pid()?.to_string(), "-f", name])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The same component, linked to the keyvalue-nats *provider process* on
+/// another host instead of a built-in: calls travel over wRPC
+/// (`wrpc:keyvalue/*@0.2.0-draft`), the data is in JetStream, and it survives
+/// the provider being killed and restarted.
+#[tokio::test(flavor = "multi_thread")]
+async fn counter_on_the_keyvalue_nats_provider_process() {
+    let mut l = TestLattice::start().await.unwrap();
+    let a = l.host().await.unwrap();
+    let b = l.host().await.unwrap();
+    let image = counter_image();
+    scale(&mut l, a.id(), &image, "counter", 4).await.unwrap();
+    let port = expose_http(&mut l, a.id(), "counter").await.unwrap();
+    let provider_ref = provider_binary("keyvalue-nats-provider", "KEYVALUE_NATS_PROVIDER_BIN");
+    start_builtin(&mut l, b.id(), "kv-nats-provider", &provider_ref).await;
+    put_config(
+        &l,
+        "kv-remote",
+        &[
+            ("bucket", "remote-counters"),
+            ("enable_bucket_auto_create", "true"),
+        ],
+    )
+    .await;
+    put_link(&l, kv_link("counter", "kv-nats-provider", &["kv-remote"])).await;
+
+    assert_eq!(http_until(port, "/a", 200).await.unwrap(), "a: 1");
+    assert_eq!(get_ok(port, "/a").await, "a: 2");
+    assert_eq!(get_ok(port, "/a").await, "a: 3");
+    assert_eq!(get_ok(port, "/b").await, "b: 1");
+    let js = async_nats::jetstream::new(l.client.clone());
+    let kv = js.get_key_value("remote-counters").await.unwrap();
+    assert_eq!(kv.get("a").await.unwrap().unwrap().as_ref(), b"3");
+
+    assert_eq!(get_ok(port, "/_batch/set?x=1&y=2").await, "set 2");
+    assert_eq!(
+        get_ok(port, "/_batch/get?keys=x,y,nope").await,
+        "x=1\ny=2\nnope=<none>"
+    );
+    assert_eq!(get_ok(port, "/_keys").await, "a\nb\nx\ny");
+    assert_eq!(get_ok(port, "/_batch/delete?keys=x,y").await, "deleted 2");
+    assert_eq!(get_ok(port, "/_exists/x").await, "x: false");
+    assert_eq!(get_ok(port, "/_exists/a").await, "a: true");
+
+    // kill -9 the provider: its host restarts it and the count goes on.
+    let pid = child_pid(&b, "keyvalue-nats-provider").expect("provider process");
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status();
+    l.events
+        .wait_for_type(
+            "provider_started",
+            |e| e["data"]["provider_id"] == "kv-nats-provider",
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(http_until(port, "/a", 200).await.unwrap(), "a: 4");
+    assert_ne!(child_pid(&b, "keyvalue-nats-provider"), Some(pid));
+}
