@@ -131,7 +131,7 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let host_ids = wait_hosts(&ctl, 2).await?;
-    let (a, b) = (host_ids[0].clone(), host_ids[1].clone());
+    let [a, b] = [0, 1].map(|i| host_ids.get(i).cloned().unwrap_or_default());
     let pinger = format!("file://{}", guests.join("pinger.wasm").display());
     let ponger = format!("file://{}", guests.join("ponger.wasm").display());
     let max = u32::try_from(callers * 2).unwrap_or(64);
@@ -162,7 +162,11 @@ async fn main() -> anyhow::Result<()> {
     });
     responder.flush().await?;
     let ready = Instant::now() + WAIT;
-    while nats.request(raw_subject, bytes::Bytes::new()).await.is_err() {
+    while nats
+        .request(raw_subject, bytes::Bytes::new())
+        .await
+        .is_err()
+    {
         if Instant::now() > ready {
             bail!("the baseline responder never answered");
         }

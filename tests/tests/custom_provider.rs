@@ -7,6 +7,13 @@
 //!
 //! Build first: `cargo build -p trellis-host -p system-info-provider`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions fail the test loudly on purpose"
+)]
+
 mod common;
 
 use std::path::PathBuf;

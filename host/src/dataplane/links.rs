@@ -28,25 +28,44 @@ pub struct LinkTable {
 #[non_exhaustive]
 pub enum RouteError {
     /// No link with that name for that interface.
-    #[error(
-        "component `{source_id}` has no link named `{link_name}` for `{interface}`{hint}: add one with `wash link put {source_id} <target> {namespace} {package} --interface {iface} --link-name {link_name}` or in the application manifest"
-    )]
-    NoLink {
-        /// The caller.
-        source_id: String,
-        /// `ns:pkg/iface`.
-        interface: String,
-        /// The link name the call used.
-        link_name: String,
-        /// Namespace, for the hint.
-        namespace: String,
-        /// Package, for the hint.
-        package: String,
-        /// Interface, for the hint.
-        iface: String,
-        /// Other link names that exist, if any.
-        hint: String,
-    },
+    #[error("{0}")]
+    NoLink(Box<MissingLink>),
+}
+
+/// What a missing link was looked up by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingLink {
+    /// The caller.
+    pub source_id: String,
+    /// `ns:pkg/iface`.
+    pub interface: String,
+    /// The link name the call used.
+    pub link_name: String,
+    /// Other link names the caller has for that interface.
+    pub other_names: Vec<String>,
+}
+
+impl std::fmt::Display for MissingLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (ns_pkg, iface) = self
+            .interface
+            .split_once('/')
+            .unwrap_or((self.interface.as_str(), ""));
+        let (namespace, package) = ns_pkg.split_once(':').unwrap_or((ns_pkg, ""));
+        write!(
+            f,
+            "component `{}` has no link named `{}` for `{}`",
+            self.source_id, self.link_name, self.interface
+        )?;
+        if !self.other_names.is_empty() {
+            write!(f, " (it has: {})", self.other_names.join(", "))?;
+        }
+        write!(
+            f,
+            ": add one with `wash link put {} <target> {namespace} {package} --interface {iface} --link-name {}` or in the application manifest",
+            self.source_id, self.link_name
+        )
+    }
 }
 
 impl LinkTable {
@@ -89,23 +108,17 @@ impl LinkTable {
         if let Some(target) = self.routes.get(&key) {
             return Ok(target.clone());
         }
-        let (ns_pkg, iface) = interface.split_once('/').unwrap_or((interface, ""));
-        let (namespace, package) = ns_pkg.split_once(':').unwrap_or((ns_pkg, ""));
-        let hint = match self.names.get(&(source.to_string(), interface.to_string())) {
-            Some(names) if !names.is_empty() => {
-                format!(" (it has: {})", names.join(", "))
-            }
-            _ => String::new(),
-        };
-        Err(RouteError::NoLink {
+        let other_names = self
+            .names
+            .get(&(source.to_string(), interface.to_string()))
+            .cloned()
+            .unwrap_or_default();
+        Err(RouteError::NoLink(Box::new(MissingLink {
             source_id: source.to_string(),
             interface: interface.to_string(),
             link_name: link_name.to_string(),
-            namespace: namespace.to_string(),
-            package: package.to_string(),
-            iface: iface.to_string(),
-            hint,
-        })
+            other_names,
+        })))
     }
 
     /// Whether `source` has a link named `name` for `interface`.
