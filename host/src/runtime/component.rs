@@ -288,16 +288,31 @@ impl RunningComponent {
         &self,
         wait: Duration,
     ) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit), InvokeError> {
-        let own = tokio::time::timeout(wait, self.permits.clone().acquire_owned())
+        let own = self.take_permit(&self.permits, wait).await?;
+        let slot = self
+            .take_permit(self.runtime.instance_slots(), wait)
+            .await?;
+        Ok((own, slot))
+    }
+
+    /// One permit of `semaphore`: at once when one is free (no timer on the
+    /// hot path), else waiting at most `wait`.
+    async fn take_permit(
+        &self,
+        semaphore: &Arc<Semaphore>,
+        wait: Duration,
+    ) -> Result<OwnedSemaphorePermit, InvokeError> {
+        match semaphore.clone().try_acquire_owned() {
+            Ok(permit) => return Ok(permit),
+            Err(tokio::sync::TryAcquireError::Closed) => {
+                return Err(InvokeError::Stopping(self.id.to_string()));
+            }
+            Err(tokio::sync::TryAcquireError::NoPermits) => {}
+        }
+        tokio::time::timeout(wait, semaphore.clone().acquire_owned())
             .await
             .map_err(|_| InvokeError::Busy(self.id.to_string()))?
-            .map_err(|_| InvokeError::Stopping(self.id.to_string()))?;
-        let slot =
-            tokio::time::timeout(wait, self.runtime.instance_slots().clone().acquire_owned())
-                .await
-                .map_err(|_| InvokeError::Busy(self.id.to_string()))?
-                .map_err(|_| InvokeError::Stopping(self.id.to_string()))?;
-        Ok((own, slot))
+            .map_err(|_| InvokeError::Stopping(self.id.to_string()))
     }
 
     /// A fresh store for one invocation, with its deadline armed.
