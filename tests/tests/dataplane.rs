@@ -368,3 +368,53 @@ async fn lattice_calls_carry_caller_link_deadline_and_trace_headers() {
     let budget: u64 = get("trellis-timeout-ms").unwrap().parse().unwrap();
     assert!(budget > 0 && budget <= 10_000, "{budget}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_lattice_call_gets_an_error_reply_and_the_host_carries_on() {
+    let mut l = TestLattice::start().await.unwrap();
+    let host = l.host().await.unwrap();
+    scale(&mut l, host.id(), &image("ponger"), "ponger", 2)
+        .await
+        .unwrap();
+    let subject = format!(
+        "{}.ponger.wrpc.0.0.1.example:pong/pingpong@0.1.0.echo",
+        l.lattice
+    );
+    // `echo` takes a record {string, u32, list<string>}: a string length far
+    // beyond the payload, then garbage.
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("trellis-framing", "1");
+    headers.insert("source-id", "fuzzer");
+    let reply = trellis_tests::eventually(WAIT, || {
+        let client = l.client.clone();
+        let subject = subject.clone();
+        let headers = headers.clone();
+        async move {
+            let msg = client
+                .request_with_headers(
+                    subject,
+                    headers,
+                    bytes::Bytes::from_static(b"\xff\xff\xff\x0fjunk"),
+                )
+                .await?;
+            Ok(msg)
+        }
+    })
+    .await
+    .unwrap();
+    let headers = reply.headers.expect("an error reply carries headers");
+    let kind = headers.get("trellis-error").map(|v| v.as_str().to_string());
+    assert!(
+        matches!(kind.as_deref(), Some("decode") | Some("internal")),
+        "{kind:?} {:?}",
+        String::from_utf8_lossy(&reply.payload)
+    );
+    // The host still serves well-formed calls.
+    scale(&mut l, host.id(), &image("pinger"), "pinger", 2)
+        .await
+        .unwrap();
+    put_link(&l, pong_link("pinger", "ponger", "default")).await;
+    let port = expose_http(&mut l, host.id(), "pinger").await.unwrap();
+    let (status, body) = http_get(port, "/echo?msg=ok&times=1").await.unwrap();
+    assert_eq!((status, body.as_str()), (200, "0:ok[]\n"));
+}
