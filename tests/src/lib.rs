@@ -23,6 +23,7 @@ pub mod guests;
 pub mod host;
 pub mod nats;
 pub mod oci;
+pub mod redis;
 
 use std::future::Future;
 use std::time::Duration;
