@@ -198,6 +198,9 @@ impl Host {
                 Arc::downgrade(&inner),
                 inner.nats.clone(),
             )));
+        inner.dataplane.set_http_client(Arc::new(
+            crate::capability::http_client::HttpClientService::new(Arc::downgrade(&inner)),
+        ));
         inner.replay_lattice_data().await;
         inner.refresh_links();
         for (store, bucket) in [

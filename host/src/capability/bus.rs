@@ -89,6 +89,14 @@ fn set_link_name(
             )));
         }
     }
+    if interfaces
+        .iter()
+        .any(|i| i == super::http_client::OUTGOING_INTERFACE)
+        && let Some(http_client) = state.links.as_ref().and_then(|l| l.http_client())
+    {
+        let hooks = http_client.hooks(&state.component_id, &name);
+        state.set_outgoing_http(hooks);
+    }
     for interface in interfaces {
         state.link_names.insert(interface, name.clone());
     }

@@ -7,7 +7,7 @@
 //! - [`config`]: `wasi:config/store` from the component's named config.
 //! - [`logging`]: `wasi:logging/logging` into `tracing`, tagged with the component id.
 //! - [`http_server`]: the `wasi:http` incoming listener (`builtin://http-server`).
-//! - [`http_client`]: outgoing `wasi:http`, denied until a client capability is linked.
+//! - [`http_client`]: outgoing `wasi:http` (`builtin://http-client`), denied unless linked.
 //! - [`keyvalue`]: `wasi:keyvalue` on built-in memory or JetStream KV, or a provider.
 
 pub mod bus;

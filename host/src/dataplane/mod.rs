@@ -52,6 +52,8 @@ pub struct DataPlane {
     served: Mutex<HashMap<String, serve::ExportServer>>,
     /// The host's `wasi:keyvalue` capability (set once at host start).
     keyvalue: OnceLock<Arc<crate::capability::keyvalue::KeyValueService>>,
+    /// The host's outgoing `wasi:http` capability (set once at host start).
+    http_client: OnceLock<Arc<crate::capability::http_client::HttpClientService>>,
 }
 
 impl DataPlane {
@@ -72,6 +74,7 @@ impl DataPlane {
             stats: CallStats::default(),
             served: Mutex::new(HashMap::new()),
             keyvalue: OnceLock::new(),
+            http_client: OnceLock::new(),
         }
     }
 
@@ -92,6 +95,21 @@ impl DataPlane {
     /// The keyvalue capability, once the host has started.
     pub(crate) fn keyvalue(&self) -> Option<&Arc<crate::capability::keyvalue::KeyValueService>> {
         self.keyvalue.get()
+    }
+
+    /// Installs the outgoing HTTP capability (once, at host start).
+    pub(crate) fn set_http_client(
+        &self,
+        http_client: Arc<crate::capability::http_client::HttpClientService>,
+    ) {
+        let _ = self.http_client.set(http_client);
+    }
+
+    /// The outgoing HTTP capability, once the host has started.
+    pub(crate) fn http_client(
+        &self,
+    ) -> Option<&Arc<crate::capability::http_client::HttpClientService>> {
+        self.http_client.get()
     }
 
     /// The lattice name.

@@ -142,6 +142,9 @@ pub struct RunningComponent {
     claims: Option<VerifiedClaims>,
     exports: Arc<ExportTable>,
     dataplane: Arc<DataPlane>,
+    /// Whether it imports `wasi:http/outgoing-handler` (its stores then look
+    /// up the http-client link).
+    outgoing_http: bool,
 }
 
 /// What is needed to build a [`RunningComponent`].
@@ -181,6 +184,10 @@ impl RunningComponent {
         )?;
         let exports = Arc::new(ExportTable::new(runtime.engine(), &compiled.component));
         let proxy = ProxyPre::new(pre.clone()).ok();
+        let outgoing_http = crate::capability::http_client::imports_outgoing_http(
+            runtime.engine(),
+            &compiled.component,
+        );
         let max_execution_time = params
             .max_execution_time
             .unwrap_or_else(|| runtime.max_execution_time());
@@ -199,6 +206,7 @@ impl RunningComponent {
             claims: params.claims,
             exports,
             dataplane: params.dataplane,
+            outgoing_http,
         })
     }
 
@@ -220,6 +228,7 @@ impl RunningComponent {
             claims: self.claims.clone(),
             exports: self.exports.clone(),
             dataplane: self.dataplane.clone(),
+            outgoing_http: self.outgoing_http,
         }
     }
 
@@ -331,6 +340,13 @@ impl RunningComponent {
         );
         let budget = scope.remaining();
         state.scope = scope;
+        if self.outgoing_http
+            && let Some(http_client) = self.dataplane.http_client()
+        {
+            state.set_outgoing_http(
+                http_client.hooks(&self.id, crate::dataplane::links::default_link_name()),
+            );
+        }
         state.links = Some(self.dataplane.clone());
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|s| &mut s.limits);

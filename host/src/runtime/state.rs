@@ -19,7 +19,7 @@ use crate::capability;
 pub struct InvocationState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
-    http_hooks: capability::http_client::DeniedOutgoingHttp,
+    http_hooks: capability::http_client::OutgoingHttp,
     table: ResourceTable,
     pub(crate) limits: StoreLimits,
     /// Id of the component this store runs, for logs.
@@ -125,7 +125,7 @@ impl InvocationState {
         Self {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            http_hooks: capability::http_client::DeniedOutgoingHttp,
+            http_hooks: capability::http_client::OutgoingHttp::denied(component_id.clone()),
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(max_linear_memory_bytes)
@@ -238,6 +238,12 @@ impl wrpc_runtime_wasmtime::WrpcView for InvocationState {
 }
 
 impl InvocationState {
+    /// Outgoing `wasi:http` for this invocation (decided from the component's
+    /// `wasi:http/outgoing-handler` link).
+    pub(crate) fn set_outgoing_http(&mut self, hooks: capability::http_client::OutgoingHttp) {
+        self.http_hooks = hooks;
+    }
+
     /// The store's resource table (host-defined resources).
     pub(crate) fn table_mut(&mut self) -> &mut ResourceTable {
         &mut self.table
