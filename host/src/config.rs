@@ -88,6 +88,9 @@ pub struct HostConfig {
     pub prefer_local: bool,
     /// Health checks, restart backoff and stop timing of provider processes.
     pub providers: crate::provider::ProviderSettings,
+    /// The external policy service asked before starts and lattice calls
+    /// (`--policy-topic`); off by default.
+    pub policy: crate::policy::PolicySettings,
 }
 
 impl HostConfig {
@@ -117,6 +120,7 @@ impl HostConfig {
             rpc_timeout: crate::dataplane::DEFAULT_RPC_TIMEOUT,
             prefer_local: true,
             providers: crate::provider::ProviderSettings::default(),
+            policy: crate::policy::PolicySettings::default(),
         }
     }
 

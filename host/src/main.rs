@@ -78,6 +78,15 @@ struct Args {
     /// Account public keys (A…) allowed to sign components, comma-separated or repeated [default: any]
     #[arg(long, value_delimiter = ',')]
     allowed_issuers: Vec<String>,
+    /// Subject of the policy service asked before starts and lattice calls; deny by default once set [default: no policy]
+    #[arg(long)]
+    policy_topic: Option<String>,
+    /// Subject on which the policy service publishes changed decisions
+    #[arg(long)]
+    policy_changes_topic: Option<String>,
+    /// How long to wait for a policy decision, in ms [default 1000]
+    #[arg(long)]
+    policy_timeout_ms: Option<u64>,
     /// First provider health check after a provider process starts, in ms [default 5000]
     #[arg(long)]
     provider_health_initial_delay_ms: Option<u64>,
@@ -267,6 +276,12 @@ fn config(args: Args) -> anyhow::Result<(HostConfig, bool, String)> {
         }
     }
     c.allowed_issuers = allowed_issuers(args.allowed_issuers)?;
+    c.policy.topic = env_or(args.policy_topic, "POLICY_TOPIC")?.filter(|t| !t.is_empty());
+    c.policy.changes_topic =
+        env_or(args.policy_changes_topic, "POLICY_CHANGES_TOPIC")?.filter(|t| !t.is_empty());
+    if let Some(ms) = env_or(args.policy_timeout_ms, "POLICY_TIMEOUT_MS")? {
+        c.policy.timeout = Duration::from_millis(ms);
+    }
     let structured = env_flag(args.enable_structured_logging, "ENABLE_STRUCTURED_LOGGING")?;
     let level = env_or(args.log_level, "LOG_LEVEL")?.unwrap_or_else(|| "info".into());
     Ok((c, structured, level))

@@ -158,6 +158,28 @@ async fn scale_task(host: Arc<HostInner>, cmd: ScaleComponentCommand) {
     let existing = host.component(&id);
     let result = match existing {
         Some(current) => {
+            if let Err(denial) = crate::policy::check_component_start(
+                &host,
+                &id,
+                current.image_ref(),
+                cmd.max_instances,
+                &annotations,
+                current.claims().map(|c| &**c),
+            )
+            .await
+            {
+                let image_ref = current.image_ref().to_string();
+                publish_failed(
+                    &host,
+                    &id,
+                    &image_ref,
+                    cmd.max_instances,
+                    annotations,
+                    denial.to_string(),
+                )
+                .await;
+                return;
+            }
             let next = Arc::new(current.rescaled(cmd.max_instances, annotations.clone()));
             swap(&host, &id, next.clone(), Some(&cmd.config));
             let image_ref = next.image_ref().to_string();
@@ -203,6 +225,16 @@ async fn start_new(
         .await
         .map_err(|e| e.to_string())?;
     let (claims, compiled) = admit_and_compile(host, &cmd.component_id, bytes).await?;
+    crate::policy::check_component_start(
+        host,
+        &cmd.component_id,
+        &cmd.component_ref,
+        cmd.max_instances,
+        &annotations,
+        claims.as_deref(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let merged = host
         .view
         .read()
@@ -337,6 +369,16 @@ async fn replace_image(
         .and_then(|c| c.get(id).map(|s| s.shared_config.clone()))
         .ok_or_else(|| format!("component `{id}` stopped before it could be updated"))?;
     let annotations = annotations.unwrap_or_else(|| current.annotations().clone());
+    crate::policy::check_component_start(
+        host,
+        id,
+        new_ref,
+        current.max_instances(),
+        &annotations,
+        claims.as_deref(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let next = RunningComponent::new(
         host.runtime.clone(),
         &compiled,

@@ -102,6 +102,30 @@ pub(super) fn start(
     let task_host = host.clone();
     tokio::spawn(async move {
         let annotations = cmd.annotations.clone().unwrap_or_default();
+        if let Err(denial) = crate::policy::check_provider_start::<()>(
+            &task_host,
+            &cmd.provider_id,
+            &cmd.provider_ref,
+            &annotations,
+            None,
+        )
+        .await
+        {
+            tracing::warn!(provider_id = %cmd.provider_id, error = %denial, "provider start failed");
+            task_host
+                .events
+                .publish(LatticeEvent::ProviderStartFailed(
+                    trellis_interfaces::event::ProviderStartFailed {
+                        provider_ref: cmd.provider_ref.clone(),
+                        provider_id: cmd.provider_id.clone(),
+                        host_id: task_host.id.clone(),
+                        error: denial.to_string(),
+                        link_name: Some("default".into()),
+                    },
+                ))
+                .await;
+            return;
+        }
         if let Ok(mut providers) = task_host.providers.write() {
             providers.insert(
                 cmd.provider_id.clone(),

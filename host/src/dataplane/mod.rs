@@ -54,6 +54,8 @@ pub struct DataPlane {
     keyvalue: OnceLock<Arc<crate::capability::keyvalue::KeyValueService>>,
     /// The host's outgoing `wasi:http` capability (set once at host start).
     http_client: OnceLock<Arc<crate::capability::http_client::HttpClientService>>,
+    /// The policy service, set on first use when `--policy-topic` is given.
+    policy: OnceLock<Arc<crate::policy::PolicyService>>,
 }
 
 impl DataPlane {
@@ -75,6 +77,7 @@ impl DataPlane {
             served: Mutex::new(HashMap::new()),
             keyvalue: OnceLock::new(),
             http_client: OnceLock::new(),
+            policy: OnceLock::new(),
         }
     }
 
@@ -110,6 +113,20 @@ impl DataPlane {
         &self,
     ) -> Option<&Arc<crate::capability::http_client::HttpClientService>> {
         self.http_client.get()
+    }
+
+    /// The policy service, once a start has consulted it (`None` without
+    /// `--policy-topic`): incoming calls check it before running.
+    pub(crate) fn policy(&self) -> Option<&Arc<crate::policy::PolicyService>> {
+        self.policy.get()
+    }
+
+    /// The policy service, created by `init` on first use.
+    pub(crate) fn policy_or_init(
+        &self,
+        init: impl FnOnce() -> Arc<crate::policy::PolicyService>,
+    ) -> &Arc<crate::policy::PolicyService> {
+        self.policy.get_or_init(init)
     }
 
     /// The lattice name.

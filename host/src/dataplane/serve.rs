@@ -78,6 +78,16 @@ impl ExportServer {
                             );
                             return;
                         };
+                        if let Some(policy) = dp.policy()
+                            && let Err(denial) =
+                                policy.check_invocation(&current, &instance, &func).await
+                        {
+                            reporter.fail(
+                                trellis_wrpc::RemoteErrorKind::Internal,
+                                denial.to_string(),
+                            );
+                            return;
+                        }
                         dp.count_served();
                         if let Err(e) = current.serve_call(cx, &instance, &func, tx, rx).await {
                             reporter.fail(remote_kind(&e), e.to_string());

@@ -91,6 +91,19 @@ pub(super) async fn run(host: Arc<HostInner>, request: ProviderRequest, handles:
             return;
         }
     };
+    if let Err(denial) = crate::policy::check_provider_start(
+        &host,
+        &id,
+        &request.image_ref,
+        &request.annotations,
+        artifact.claims.as_ref(),
+    )
+    .await
+    {
+        host.provider_sup.forget(&id, handles.serial);
+        publish_start_failed(&host, &request, denial.to_string()).await;
+        return;
+    }
     record(&host, &request, artifact.claims.as_ref()).await;
     let settings = host.provider_sup.settings().clone();
     let mut backoff = RestartBackoff::new(&settings);
