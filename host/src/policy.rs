@@ -113,6 +113,33 @@ pub enum PolicyDenial {
 
 type DecisionKey = (PolicyRequestKind, String);
 
+/// Decisions per kind, so a lookup borrows the key (`&str`) and costs one
+/// hash, no allocation.
+#[derive(Debug, Default)]
+struct Decisions {
+    start_component: HashMap<String, PolicyResponse>,
+    start_provider: HashMap<String, PolicyResponse>,
+    perform_invocation: HashMap<String, PolicyResponse>,
+}
+
+impl Decisions {
+    fn of(&self, kind: PolicyRequestKind) -> &HashMap<String, PolicyResponse> {
+        match kind {
+            PolicyRequestKind::StartComponent => &self.start_component,
+            PolicyRequestKind::StartProvider => &self.start_provider,
+            PolicyRequestKind::PerformInvocation => &self.perform_invocation,
+        }
+    }
+
+    fn of_mut(&mut self, kind: PolicyRequestKind) -> &mut HashMap<String, PolicyResponse> {
+        match kind {
+            PolicyRequestKind::StartComponent => &mut self.start_component,
+            PolicyRequestKind::StartProvider => &mut self.start_provider,
+            PolicyRequestKind::PerformInvocation => &mut self.perform_invocation,
+        }
+    }
+}
+
 /// One host's policy client and decision cache.
 #[derive(Debug)]
 pub struct PolicyService {
@@ -120,7 +147,7 @@ pub struct PolicyService {
     topic: String,
     timeout: Duration,
     host: PolicyHostInfo,
-    decisions: RwLock<HashMap<DecisionKey, PolicyResponse>>,
+    decisions: RwLock<Decisions>,
     /// `requestId` → the decision it produced, for change notifications.
     requests: Mutex<HashMap<String, DecisionKey>>,
 }
@@ -141,7 +168,7 @@ pub(crate) fn service(host: &HostInner) -> Option<&Arc<PolicyService>> {
                 lattice: host.config.lattice.clone(),
                 labels: host.labels_snapshot().into_iter().collect(),
             },
-            decisions: RwLock::new(HashMap::new()),
+            decisions: RwLock::new(Decisions::default()),
             requests: Mutex::new(HashMap::new()),
         });
         if let Some(changes) = &host.config.policy.changes_topic {
@@ -248,7 +275,7 @@ impl PolicyService {
 
     fn cached(&self, kind: PolicyRequestKind, key: &str) -> Option<PolicyResponse> {
         let decisions = self.decisions.read().ok()?;
-        decisions.get(&(kind, key.to_string())).cloned()
+        decisions.of(kind).get(key).cloned()
     }
 
     async fn decide(
@@ -266,7 +293,7 @@ impl PolicyService {
             requests.insert(response.request_id.clone(), (kind, key.clone()));
         }
         if let Ok(mut decisions) = self.decisions.write() {
-            decisions.insert((kind, key), response.clone());
+            decisions.of_mut(kind).insert(key, response.clone());
         }
         self.verdict(response, subject)
     }
@@ -363,7 +390,7 @@ impl PolicyService {
         };
         tracing::info!(kind = key.0.as_str(), key = %key.1, permitted = change.permitted, "policy decision changed");
         if let Ok(mut decisions) = self.decisions.write() {
-            decisions.insert(key, change);
+            decisions.of_mut(key.0).insert(key.1, change);
         }
         true
     }
