@@ -136,6 +136,8 @@ pub struct Lattice {
     pub ctl: CtlClient,
     /// The NATS URL connected to.
     pub url: String,
+    /// The NATS connection itself, for the wadm API (`wash app`).
+    pub nats: async_nats::Client,
     timeout: Duration,
 }
 
@@ -151,10 +153,15 @@ impl Lattice {
             .connect(url.as_str())
             .await
             .map_err(|e| connect_error(&url, &e))?;
-        let ctl = CtlClient::new(nats, opts.lattice.clone())
+        let ctl = CtlClient::new(nats.clone(), opts.lattice.clone())
             .with_timeout(timeout)
             .with_auction_timeout(timeout);
-        Ok(Self { ctl, url, timeout })
+        Ok(Self {
+            ctl,
+            url,
+            nats,
+            timeout,
+        })
     }
 
     /// The lattice name.

@@ -4,12 +4,13 @@
 //! written for it work against a Trellis lattice (and this `wash` works against
 //! wasmCloud hosts). Each topic lives in its own module. Lattice commands:
 //! [`get`], [`start`], [`scale`], [`stop`], [`update`], [`link`], [`config`],
-//! [`label`]; [`ctl`] holds the connection and error explanations, [`wait`] the
+//! [`label`], [`app`] (through wadm; `app validate` is offline); [`ctl`] holds the connection and error explanations, [`wait`] the
 //! event waits that confirm acknowledged requests. Offline commands, which need
 //! no NATS: [`keys`] (with the key files in [`keydir`]), [`claims`], [`par`]
 //! and [`inspect`] (with a component's world read by [`wit`]). [`output`]
 //! renders text and JSON for all of them.
 
+mod app;
 mod claims;
 mod config;
 mod ctl;
@@ -95,6 +96,11 @@ enum Command {
     /// Put, get and delete named configs
     #[command(after_help = "Example:\n  wash config put web-addr address=0.0.0.0:8080")]
     Config(OnLattice<config::ConfigCommand>),
+    /// Put, deploy and inspect applications (through wadm)
+    #[command(
+        after_help = "Examples:\n  wash app deploy wadm.yaml\n  wash app list\n  wash app status hello-world\n  wash app validate wadm.yaml"
+    )]
+    App(OnLattice<app::AppCommand>),
     /// Set or remove host labels
     #[command(
         after_help = "Example:\n  wash label NBQ4…XYZ zone=eu-west\n  wash label NBQ4…XYZ zone --delete"
@@ -177,6 +183,7 @@ impl Command {
             Command::Link(c) => &mut c.connection,
             Command::Config(c) => &mut c.connection,
             Command::Label(c) => &mut c.connection,
+            Command::App(c) => &mut c.connection,
             Command::Completions { connection, .. } => connection,
             Command::Keys(_) | Command::Claims(_) | Command::Par(_) | Command::Inspect(_) => {
                 return None;
@@ -237,6 +244,13 @@ async fn run(command: Command) -> anyhow::Result<Option<Report>> {
         Command::Link(c) => link::run(&connect(&c.connection).await?, c.command).await,
         Command::Config(c) => config::run(&connect(&c.connection).await?, c.command).await,
         Command::Label(c) => label::run(&connect(&c.connection).await?, c.args).await,
+        Command::App(c) => match c.command {
+            app::AppCommand::Validate(args) => app::validate_file(&args),
+            command => {
+                let lattice = connect(&c.connection).await?;
+                app::run(&lattice, c.connection.timeout(), command).await
+            }
+        },
     };
     report.map(Some)
 }

@@ -1,0 +1,330 @@
+//! `wash app put|get|list|deploy|undeploy|delete|status|validate`: applications through
+//! the wadm API (`wadm.api.{lattice}.model.*`, PROTOCOL.md §6.3). `validate` is
+//! offline: it parses and validates a manifest file without NATS.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use trellis_interfaces::manifest::{Manifest, ValidationOutput, validate};
+
+use crate::ctl::Lattice;
+use crate::output::{Report, Table};
+
+/// What `wash app` can do.
+#[derive(Subcommand, Debug, Clone)]
+pub enum AppCommand {
+    /// List the applications of the lattice
+    #[command(after_help = "Example:\n  wash app list")]
+    List,
+    /// Show an application's manifest (newest version unless given)
+    #[command(after_help = "Example:\n  wash app get hello-world v0.0.1")]
+    Get(NameVersionArgs),
+    /// Show an application's status
+    #[command(after_help = "Example:\n  wash app status hello-world")]
+    Status(NameArgs),
+    /// Store a manifest (YAML or JSON) as a new version
+    #[command(after_help = "Example:\n  wash app put wadm.yaml")]
+    Put(FileArgs),
+    /// Deploy a stored application, or put and deploy a manifest file
+    #[command(after_help = "Examples:\n  wash app deploy hello-world\n  wash app deploy wadm.yaml")]
+    Deploy(NameVersionArgs),
+    /// Undeploy an application (its versions stay stored)
+    #[command(after_help = "Example:\n  wash app undeploy hello-world")]
+    Undeploy(NameArgs),
+    /// Delete one version of an application, or all of them
+    #[command(after_help = "Example:\n  wash app delete hello-world v0.0.1")]
+    Delete(NameVersionArgs),
+    /// Check a manifest file offline (no NATS needed)
+    #[command(after_help = "Example:\n  wash app validate wadm.yaml")]
+    Validate(FileArgs),
+}
+
+/// `wash app status|undeploy NAME`.
+#[derive(Args, Debug, Clone)]
+pub struct NameArgs {
+    /// Application name
+    pub name: String,
+}
+
+/// `wash app get|deploy|delete NAME [VERSION]`.
+#[derive(Args, Debug, Clone)]
+pub struct NameVersionArgs {
+    /// Application name (for deploy, also a manifest file to put first)
+    pub name: String,
+    /// Version (default: the newest; for delete: every version)
+    pub version: Option<String>,
+}
+
+/// `wash app put|validate FILE`.
+#[derive(Args, Debug, Clone)]
+pub struct FileArgs {
+    /// Manifest file (`.yaml`, `.yml` or `.json`)
+    pub file: PathBuf,
+}
+
+/// `wash app validate FILE`: offline.
+pub fn validate_file(args: &FileArgs) -> anyhow::Result<Report> {
+    let text = std::fs::read_to_string(&args.file)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file.display()))?;
+    let manifest =
+        Manifest::from_yaml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+    let failures = validate(&manifest);
+    let errors: Vec<String> = failures.errors().iter().map(|f| f.msg.clone()).collect();
+    let warnings: Vec<String> = failures.warnings().iter().map(|f| f.msg.clone()).collect();
+    let valid = errors.is_empty();
+    let mut text = if valid {
+        format!("{} is valid", args.file.display())
+    } else {
+        format!("{} is invalid:", args.file.display())
+    };
+    for e in &errors {
+        text.push_str(&format!("\n  error: {e}"));
+    }
+    let report = Report::data(
+        text,
+        &json!({"valid": valid, "name": manifest.name(), "errors": errors, "warnings": warnings}),
+    )?
+    .warn_all(warnings);
+    Ok(if valid {
+        report
+    } else {
+        report.fail(format!(
+            "{} has {} error(s)",
+            args.file.display(),
+            errors.len()
+        ))
+    })
+}
+
+/// Runs a `wash app` command against the lattice's wadm.
+pub async fn run(
+    lattice: &Lattice,
+    timeout: Duration,
+    command: AppCommand,
+) -> anyhow::Result<Report> {
+    let api = Api { lattice, timeout };
+    match command {
+        AppCommand::Validate(a) => validate_file(&a),
+        AppCommand::List => api.list().await,
+        AppCommand::Get(a) => api.get(&a.name, a.version).await,
+        AppCommand::Status(a) => api.status(&a.name).await,
+        AppCommand::Put(a) => {
+            let reply = api.put(&a.file).await?;
+            Ok(put_report(&reply))
+        }
+        AppCommand::Deploy(a) => api.deploy(&a.name, a.version).await,
+        AppCommand::Undeploy(a) => {
+            let reply = api.call(&format!("undeploy.{}", a.name), json!({})).await?;
+            outcome(reply, "acknowledged")
+        }
+        AppCommand::Delete(a) => {
+            let reply = api
+                .call(&format!("del.{}", a.name), json!({"version": a.version}))
+                .await?;
+            outcome(reply, "deleted")
+        }
+    }
+}
+
+struct Api<'a> {
+    lattice: &'a Lattice,
+    timeout: Duration,
+}
+
+impl Api<'_> {
+    async fn request(
+        &self,
+        op: &str,
+        headers: async_nats::HeaderMap,
+        body: Vec<u8>,
+    ) -> anyhow::Result<Value> {
+        let subject = format!("wadm.api.{}.model.{op}", self.lattice.name());
+        let request = self
+            .lattice
+            .nats
+            .request_with_headers(subject.clone(), headers, body.into());
+        let reply = tokio::time::timeout(self.timeout, request)
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "wadm did not answer on {subject} within {:?}: is wadm running on lattice `{}` (`wadm --nats-server {}`)?",
+                    self.timeout,
+                    self.lattice.name(),
+                    self.lattice.url
+                )
+            })?
+            .map_err(|e| match e.kind() {
+                async_nats::RequestErrorKind::NoResponders => anyhow::anyhow!(
+                    "no wadm is serving lattice `{}` at {}: start one with `wadm --nats-server {}`",
+                    self.lattice.name(),
+                    self.lattice.url,
+                    self.lattice.url
+                ),
+                _ => anyhow::anyhow!("request on {subject} failed: {e}"),
+            })?;
+        serde_json::from_slice(&reply.payload)
+            .map_err(|e| anyhow::anyhow!("wadm's reply on {subject} is not JSON: {e}"))
+    }
+
+    async fn call(&self, op: &str, body: Value) -> anyhow::Result<Value> {
+        let body = if body.is_null() {
+            Vec::new()
+        } else {
+            serde_json::to_vec(&body)?
+        };
+        self.request(op, async_nats::HeaderMap::new(), body).await
+    }
+
+    async fn put(&self, file: &Path) -> anyhow::Result<Value> {
+        let body = std::fs::read(file)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+        let json = file
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(
+            "Content-Type",
+            if json {
+                "application/json"
+            } else {
+                "application/yaml"
+            },
+        );
+        let reply = self.request("put", headers, body).await?;
+        if at(&reply, &["result"]) == "error" {
+            anyhow::bail!("wadm refused {}: {}", file.display(), message(&reply));
+        }
+        Ok(reply)
+    }
+
+    async fn list(&self) -> anyhow::Result<Report> {
+        let reply = self.call("get", Value::Null).await?;
+        check(&reply, "success")?;
+        let models = at(&reply, &["models"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut table = Table::new(&["NAME", "DEPLOYED", "LATEST", "STATUS", "DESCRIPTION"]);
+        for m in &models {
+            table.row(vec![
+                text(at(m, &["name"])),
+                at(m, &["deployed_version"])
+                    .as_str()
+                    .unwrap_or("N/A")
+                    .to_string(),
+                text(at(m, &["version"])),
+                text(at(m, &["detailed_status", "status", "type"])),
+                text(at(m, &["description"])).trim().to_string(),
+            ]);
+        }
+        let rendered = if table.is_empty() {
+            "No applications.".to_string()
+        } else {
+            table.render()
+        };
+        Report::data(rendered, &Value::Array(models))
+    }
+
+    async fn get(&self, name: &str, version: Option<String>) -> anyhow::Result<Report> {
+        let body = match &version {
+            Some(v) => json!({"version": v}),
+            None => json!({}),
+        };
+        let reply = self.call(&format!("get.{name}"), body).await?;
+        check(&reply, "success")?;
+        let manifest: Manifest = serde_json::from_value(at(&reply, &["manifest"]).clone())
+            .map_err(|e| anyhow::anyhow!("wadm returned an unreadable manifest: {e}"))?;
+        let yaml = manifest.to_yaml()?;
+        Report::data(yaml.trim_end().to_string(), &manifest)
+    }
+
+    async fn status(&self, name: &str) -> anyhow::Result<Report> {
+        let reply = self.call(&format!("status.{name}"), Value::Null).await?;
+        check(&reply, "ok")?;
+        let status = at(&reply, &["status"]);
+        let mut rendered = format!("{name}: {}", text(at(status, &["status", "type"])));
+        let overall = text(at(status, &["status", "message"]));
+        if !overall.is_empty() {
+            rendered.push_str(&format!(" ({overall})"));
+        }
+        let scalers = at(status, &["scalers"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if !scalers.is_empty() {
+            let mut table = Table::new(&["SCALER", "NAME", "STATUS", "MESSAGE"]);
+            for s in &scalers {
+                table.row(vec![
+                    text(at(s, &["kind"])),
+                    text(at(s, &["name"])),
+                    text(at(s, &["status", "type"])),
+                    text(at(s, &["status", "message"])),
+                ]);
+            }
+            rendered.push('\n');
+            rendered.push_str(&table.render());
+        }
+        Report::data(rendered, status)
+    }
+
+    async fn deploy(&self, target: &str, version: Option<String>) -> anyhow::Result<Report> {
+        let path = Path::new(target);
+        let (name, version, put) = if path.is_file() {
+            let reply = self.put(path).await?;
+            let name = text(at(&reply, &["name"]));
+            let current = text(at(&reply, &["current_version"]));
+            (name, version.or(Some(current)), Some(reply))
+        } else {
+            (target.to_string(), version, None)
+        };
+        let reply = self
+            .call(&format!("deploy.{name}"), json!({"version": version}))
+            .await?;
+        let report = outcome(reply, "acknowledged")?;
+        Ok(match put {
+            Some(put) => report.note(message(&put)),
+            None => report,
+        })
+    }
+}
+
+/// `value[path[0]][path[1]]…`, `null` where a key is missing.
+fn at<'v>(value: &'v Value, path: &[&str]) -> &'v Value {
+    static NULL: Value = Value::Null;
+    path.iter()
+        .try_fold(value, |v, key| v.get(key))
+        .unwrap_or(&NULL)
+}
+
+fn text(value: &Value) -> String {
+    value.as_str().unwrap_or_default().to_string()
+}
+
+fn message(reply: &Value) -> String {
+    text(at(reply, &["message"]))
+}
+
+/// An error when `result` is not `expected`.
+fn check(reply: &Value, expected: &str) -> anyhow::Result<()> {
+    if at(reply, &["result"]) == expected {
+        Ok(())
+    } else {
+        anyhow::bail!("{}", message(reply))
+    }
+}
+
+/// The reply as an action report, or an error with wadm's message.
+fn outcome(reply: Value, expected: &str) -> anyhow::Result<Report> {
+    if at(&reply, &["result"]) == "noop" {
+        return Ok(Report::action(message(&reply), reply.clone()));
+    }
+    check(&reply, expected)?;
+    Ok(Report::action(message(&reply), reply))
+}
+
+/// `model.put`'s reply (either wadm shape of `result`) for people.
+fn put_report(reply: &Value) -> Report {
+    Report::action(message(reply), reply.clone())
+}
