@@ -356,3 +356,43 @@ async fn a_restarted_wadm_sees_the_stored_manifests() -> Result<()> {
     wadm.stop().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn deploy_refuses_a_component_id_another_application_runs() -> Result<()> {
+    let nats = NatsServer::start().await?;
+    let client = nats.connect().await?;
+    let wadm = Wadm::start(&nats, &client).await?;
+    let app = |name: &str| {
+        format!(
+            "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata:\n  name: {name}\n  annotations:\n    version: v1\nspec:\n  components:\n    - name: web\n      type: component\n      properties:\n        image: ghcr.io/acme/web:0.1.0\n        id: shared-web\n"
+        )
+    };
+    for name in ["first", "second"] {
+        let reply = put(&client, &app(name), None).await;
+        assert_eq!(reply["result"], json!({"success": "Created"}), "{reply}");
+    }
+    assert_eq!(
+        call(&client, "deploy.first", "").await["result"],
+        "acknowledged"
+    );
+    let reply = call(&client, "deploy.second", "").await;
+    assert_eq!(reply["result"], "error");
+    assert!(
+        reply["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Component identifier 'shared-web' is already deployed in a different application 'first'"),
+        "{reply}"
+    );
+    // Once the first is undeployed, the second may run it.
+    assert_eq!(
+        call(&client, "undeploy.first", "").await["result"],
+        "acknowledged"
+    );
+    assert_eq!(
+        call(&client, "deploy.second", "").await["result"],
+        "acknowledged"
+    );
+    wadm.stop().await;
+    Ok(())
+}
