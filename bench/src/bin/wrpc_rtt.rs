@@ -3,9 +3,17 @@
 //! each echoing a 64-byte string: p50/p99 over sequential calls and
 //! throughput with concurrent callers, with ratios against raw NATS.
 //!
+//! Each wRPC transport is measured twice: through `wit-bindgen-wrpc`-style
+//! typed calls (`invoke_values_blocking` / `serve_values`), and through the
+//! raw `Invoke` / `Serve` traits the way the Trellis host drives them
+//! (`invoke` → `shutdown` → read the results; serve → one task per call →
+//! `write_all` + `flush` + `shutdown`), so the transport's own cost is
+//! visible apart from the typed helpers'.
+//!
 //! `cargo run --release -p trellis-bench --bin wrpc-rtt [-- --nats-url URL]
-//! [--calls N] [--concurrency C] [--seconds S]`. Without `--nats-url` it
-//! starts `nats-server` from `PATH` (or `NATS_SERVER_BIN`) on a free port.
+//! [--calls N] [--concurrency C] [--seconds S] [--only NAME,NAME]`. Without
+//! `--nats-url` it starts `nats-server` from `PATH` (or `NATS_SERVER_BIN`) on
+//! a free port. Every call is bounded (10 s): a hang fails the run.
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -16,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use futures::StreamExt as _;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
 use wrpc_transport::{InvokeExt as _, ServeExt as _};
 
 const INSTANCE: &str = "bench:echo/echo@0.1.0";
@@ -28,6 +37,15 @@ struct Args {
     calls: usize,
     concurrency: usize,
     seconds: u64,
+    only: Option<Vec<String>>,
+}
+
+impl Args {
+    fn wants(&self, name: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|o| o == name))
+    }
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -36,6 +54,7 @@ fn parse_args() -> anyhow::Result<Args> {
         calls: 10_000,
         concurrency: 32,
         seconds: 5,
+        only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -45,6 +64,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--calls" => args.calls = value.parse()?,
             "--concurrency" => args.concurrency = value.parse()?,
             "--seconds" => args.seconds = value.parse()?,
+            "--only" => args.only = Some(value.split(',').map(str::to_string).collect()),
             other => bail!("unknown flag {other}"),
         }
     }
@@ -72,7 +92,10 @@ async fn start_nats() -> anyhow::Result<(NatsChild, String)> {
         .context("failed to start nats-server (is it on PATH?)")?;
     let child = NatsChild(child);
     let end = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
         if Instant::now() > end {
             bail!("nats-server did not start");
         }
@@ -85,22 +108,50 @@ struct Figures {
     p50: Duration,
     p99: Duration,
     throughput: f64,
+    /// Calls that never finished (see [`CALL_BOUND`]).
+    stalls: u64,
+}
+
+/// Bound of one call: a lost reply is counted as a stall (and the caller
+/// moves on) instead of hanging the run.
+const CALL_BOUND: Duration = Duration::from_secs(5);
+
+/// Runs one call; `Ok(false)` if it stalled past [`CALL_BOUND`].
+async fn bounded<Fut>(what: &'static str, call: Fut) -> anyhow::Result<bool>
+where
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    match tokio::time::timeout(CALL_BOUND, call).await {
+        Ok(result) => result
+            .with_context(|| format!("{what}: call failed"))
+            .map(|()| true),
+        Err(_) => {
+            eprintln!("{what}: a call did not finish within {CALL_BOUND:?}");
+            Ok(false)
+        }
+    }
 }
 
 /// Runs `call` sequentially `calls` times, then from `concurrency` tasks for
 /// `seconds`.
-async fn measure<F, Fut>(args: &Args, call: F) -> anyhow::Result<Figures>
+async fn measure<F, Fut>(args: &Args, what: &'static str, call: F) -> anyhow::Result<Figures>
 where
     F: Fn() -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send,
 {
+    eprintln!("measuring {what}…");
+    let stalls = Arc::new(AtomicU64::new(0));
     for _ in 0..200 {
-        call().await?;
+        if !bounded(what, call()).await? {
+            stalls.fetch_add(1, Ordering::Relaxed);
+        }
     }
     let mut latencies = Vec::with_capacity(args.calls);
     for _ in 0..args.calls {
         let started = Instant::now();
-        call().await?;
+        if !bounded(what, call()).await? {
+            stalls.fetch_add(1, Ordering::Relaxed);
+        }
         latencies.push(started.elapsed());
     }
     latencies.sort();
@@ -115,10 +166,14 @@ where
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..args.concurrency {
         let (call, stop, done) = (call.clone(), Arc::clone(&stop), Arc::clone(&done));
+        let stalls = Arc::clone(&stalls);
         tasks.spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                call().await?;
-                done.fetch_add(1, Ordering::Relaxed);
+                if bounded(what, call()).await? {
+                    done.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    stalls.fetch_add(1, Ordering::Relaxed);
+                }
             }
             anyhow::Ok(())
         });
@@ -135,11 +190,58 @@ where
         p50,
         p99,
         throughput: calls as f64 / elapsed.as_secs_f64(),
+        stalls: stalls.load(Ordering::Relaxed),
     })
 }
 
 fn payload() -> String {
     "x".repeat(64)
+}
+
+/// The component-model encoding of `(payload(),)`.
+fn encoded_payload() -> bytes::Bytes {
+    bytes::Bytes::from(encode_string(payload().as_bytes()))
+}
+
+/// The component-model encoding of a string: LEB128 length + bytes.
+fn encode_string(text: &[u8]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(text.len() + 5);
+    let mut len = text.len();
+    loop {
+        let byte = (len & 0x7f) as u8;
+        len >>= 7;
+        if len == 0 {
+            buf.push(byte);
+            break;
+        }
+        buf.push(byte | 0x80);
+    }
+    buf.extend_from_slice(text);
+    buf
+}
+
+/// Reads one encoded string (LEB128 length, then the bytes) the way
+/// `wrpc_runtime_wasmtime::read_value` does: byte-wise length, exact body.
+async fn read_string(rx: &mut (impl AsyncRead + Unpin)) -> anyhow::Result<Vec<u8>> {
+    let mut len: usize = 0;
+    let mut shift = 0;
+    loop {
+        let byte = rx
+            .read_u8()
+            .await
+            .context("failed to read a string length")?;
+        len |= usize::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+        anyhow::ensure!(shift < 35, "string length overflows");
+    }
+    let mut body = vec![0; len];
+    rx.read_exact(&mut body)
+        .await
+        .context("failed to read a string")?;
+    Ok(body)
 }
 
 async fn raw(args: &Args, url: &str) -> anyhow::Result<Figures> {
@@ -155,7 +257,7 @@ async fn raw(args: &Args, url: &str) -> anyhow::Result<Figures> {
     });
     let client = async_nats::connect(url).await?;
     let body = bytes::Bytes::from(payload());
-    let figures = measure(args, move || {
+    let figures = measure(args, "raw", move || {
         let (client, body) = (client.clone(), body.clone());
         async move {
             let reply = client.request(RAW_SUBJECT, body.clone()).await?;
@@ -175,7 +277,11 @@ where
 {
     tokio::spawn(async move {
         let invocations = server
-            .serve_values::<(String,), (String,)>(INSTANCE, FUNC, Vec::<Box<[Option<usize>]>>::new())
+            .serve_values::<(String,), (String,)>(
+                INSTANCE,
+                FUNC,
+                Vec::<Box<[Option<usize>]>>::new(),
+            )
             .await?;
         let mut invocations = std::pin::pin!(invocations);
         while let Some(item) = invocations.next().await {
@@ -186,33 +292,151 @@ where
     })
 }
 
-async fn trellis(args: &Args, url: &str) -> anyhow::Result<Figures> {
+/// Serves the echo through the raw `Serve` trait, as the host does: one task
+/// per call, decode the params, `write_all` + `flush` + `shutdown`.
+fn spawn_stream_server<S>(server: S) -> tokio::task::JoinHandle<anyhow::Result<()>>
+where
+    S: wrpc_transport::Serve + Send + 'static,
+{
+    tokio::spawn(async move {
+        let invocations = server
+            .serve(INSTANCE, FUNC, Vec::<Box<[Option<usize>]>>::new())
+            .await?;
+        let mut invocations = std::pin::pin!(invocations);
+        while let Some(item) = invocations.next().await {
+            let (_cx, mut tx, mut rx) = item?;
+            tokio::spawn(async move {
+                let text = read_string(&mut rx).await?;
+                drop(rx);
+                tx.write_all(&encode_string(&text)).await?;
+                tx.flush().await?;
+                tx.shutdown().await?;
+                anyhow::Ok(())
+            });
+        }
+        Ok(())
+    })
+}
+
+/// One call through the raw `Invoke` trait, as the host makes it.
+async fn stream_call<C: wrpc_transport::Invoke>(
+    client: &C,
+    cx: C::Context,
+    params: bytes::Bytes,
+) -> anyhow::Result<()> {
+    let expected = params.len() - 1;
+    let (mut outgoing, mut incoming) = client
+        .invoke(
+            cx,
+            INSTANCE,
+            FUNC,
+            params,
+            Vec::<Box<[Option<usize>]>>::new(),
+        )
+        .await?;
+    outgoing.shutdown().await?;
+    let echo = read_string(&mut incoming).await?;
+    anyhow::ensure!(echo.len() == expected, "wrong echo");
+    Ok(())
+}
+
+fn host_headers() -> async_nats::HeaderMap {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(trellis_wrpc::headers::SOURCE_ID, "bench-caller");
+    headers.insert(trellis_wrpc::headers::LINK_NAME, "default");
+    headers
+}
+
+async fn trellis_transports(
+    url: &str,
+) -> anyhow::Result<(trellis_wrpc::Transport, trellis_wrpc::Transport)> {
     let options = trellis_wrpc::TransportOptions::default();
-    let server = trellis_wrpc::Transport::new(async_nats::connect(url).await?, options.clone()).await?;
+    let server =
+        trellis_wrpc::Transport::new(async_nats::connect(url).await?, options.clone()).await?;
+    let client = trellis_wrpc::Transport::new(async_nats::connect(url).await?, options).await?;
+    Ok((server, client))
+}
+
+async fn trellis(args: &Args, url: &str) -> anyhow::Result<Figures> {
+    let (server, transport) = trellis_transports(url).await?;
     let serving = spawn_typed_server(server.server(PREFIX, Some(PREFIX.to_string())));
-    let transport = trellis_wrpc::Transport::new(async_nats::connect(url).await?, options).await?;
     let client = transport.client().target(PREFIX);
     wait_until_served(&client, || None).await?;
-    let figures = measure(args, move || typed_call(client.clone(), None)).await;
+    let figures = measure(args, "trellis typed", move || {
+        typed_call(client.clone(), None)
+    })
+    .await;
     let stats = transport.stats();
-    anyhow::ensure!(stats.standard_calls == 0, "expected compact calls only: {stats:?}");
+    anyhow::ensure!(
+        stats.standard_calls == 0,
+        "expected compact calls only: {stats:?}"
+    );
     serving.abort();
     figures
 }
 
-async fn upstream(args: &Args, url: &str) -> anyhow::Result<Figures> {
+async fn trellis_streams(args: &Args, url: &str) -> anyhow::Result<Figures> {
+    let (server, transport) = trellis_transports(url).await?;
+    let serving = spawn_stream_server(server.server(PREFIX, Some(PREFIX.to_string())));
+    let client = transport.client();
+    let cx = || trellis_wrpc::CallContext {
+        prefix: PREFIX.to_string(),
+        headers: Some(host_headers()),
+        timeout: None,
+    };
+    wait_until_served(&client, cx).await?;
+    let params = encoded_payload();
+    let figures = measure(args, "trellis streams", move || {
+        let (client, params) = (client.clone(), params.clone());
+        async move { stream_call(&client, cx(), params).await }
+    })
+    .await;
+    let stats = transport.stats();
+    anyhow::ensure!(
+        stats.standard_calls == 0,
+        "expected compact calls only: {stats:?}"
+    );
+    serving.abort();
+    figures
+}
+
+async fn upstream_clients(
+    url: &str,
+) -> anyhow::Result<(wrpc_transport_nats::Client, wrpc_transport_nats::Client)> {
     let server = wrpc_transport_nats::Client::new(
         async_nats_upstream::connect(url).await?,
         PREFIX,
         Some(Arc::from(PREFIX)),
     )
     .await?;
-    let serving = spawn_typed_server(server);
     let client =
         wrpc_transport_nats::Client::new(async_nats_upstream::connect(url).await?, PREFIX, None)
             .await?;
+    Ok((server, client))
+}
+
+async fn upstream(args: &Args, url: &str) -> anyhow::Result<Figures> {
+    let (server, client) = upstream_clients(url).await?;
+    let serving = spawn_typed_server(server);
     wait_until_served(&client, || None).await?;
-    let figures = measure(args, move || typed_call(client.clone(), None)).await;
+    let figures = measure(args, "upstream typed", move || {
+        typed_call(client.clone(), None)
+    })
+    .await;
+    serving.abort();
+    figures
+}
+
+async fn upstream_streams(args: &Args, url: &str) -> anyhow::Result<Figures> {
+    let (server, client) = upstream_clients(url).await?;
+    let serving = spawn_stream_server(server);
+    wait_until_served(&client, || None).await?;
+    let params = encoded_payload();
+    let figures = measure(args, "upstream streams", move || {
+        let (client, params) = (client.clone(), params.clone());
+        async move { stream_call(&client, None, params).await }
+    })
+    .await;
     serving.abort();
     figures
 }
@@ -220,7 +444,13 @@ async fn upstream(args: &Args, url: &str) -> anyhow::Result<Figures> {
 async fn typed_call<C: wrpc_transport::Invoke>(client: C, cx: C::Context) -> anyhow::Result<()> {
     let text = payload();
     let (echo,): (String,) = client
-        .invoke_values_blocking(cx, INSTANCE, FUNC, (text.clone(),), Vec::<Box<[Option<usize>]>>::new())
+        .invoke_values_blocking(
+            cx,
+            INSTANCE,
+            FUNC,
+            (text.clone(),),
+            Vec::<Box<[Option<usize>]>>::new(),
+        )
         .await?;
     anyhow::ensure!(echo == text, "wrong echo");
     Ok(())
@@ -257,26 +487,57 @@ async fn main() -> anyhow::Result<()> {
         "wRPC round trips, 64-byte string echo; {} sequential calls, {} concurrent callers for {} s; nats {url}",
         args.calls, args.concurrency, args.seconds
     );
-    let raw = raw(&args, &url).await?;
-    let trellis = trellis(&args, &url).await?;
-    let upstream = upstream(&args, &url).await?;
+    // `--only` without `raw` (for profiling one transport) prints no ratios.
+    let raw = if args.wants("raw") {
+        raw(&args, &url).await?
+    } else {
+        Figures {
+            p50: Duration::ZERO,
+            p99: Duration::ZERO,
+            throughput: f64::NAN,
+            stalls: 0,
+        }
+    };
+    let mut rows: Vec<(&str, Figures)> = Vec::new();
+    if args.wants("trellis") {
+        rows.push(("trellis-wrpc typed (compact)", trellis(&args, &url).await?));
+    }
+    if args.wants("trellis-streams") {
+        rows.push((
+            "trellis-wrpc streams (compact)",
+            trellis_streams(&args, &url).await?,
+        ));
+    }
+    if args.wants("upstream") {
+        rows.push((
+            "wrpc-transport-nats 0.31 typed",
+            upstream(&args, &url).await?,
+        ));
+    }
+    if args.wants("upstream-streams") {
+        rows.push((
+            "wrpc-transport-nats 0.31 streams",
+            upstream_streams(&args, &url).await?,
+        ));
+    }
     println!(
-        "{:<34} {:>10} {:>10} {:>12} {:>11} {:>12}",
-        "transport", "p50 µs", "p99 µs", "calls/s", "p50 ratio", "tput ratio"
+        "{:<34} {:>10} {:>10} {:>12} {:>11} {:>12} {:>7}",
+        "transport", "p50 µs", "p99 µs", "calls/s", "p50 ratio", "tput ratio", "stalls"
     );
-    for (name, f) in [
-        ("raw async-nats request/reply", &raw),
-        ("trellis-wrpc (compact)", &trellis),
-        ("wrpc-transport-nats 0.31", &upstream),
-    ] {
+    let raw_row = [("raw async-nats request/reply", &raw)];
+    for (name, f) in raw_row
+        .into_iter()
+        .chain(rows.iter().map(|(name, f)| (*name, f)))
+    {
         println!(
-            "{:<34} {:>10.1} {:>10.1} {:>12.0} {:>10.2}x {:>11.2}x",
+            "{:<34} {:>10.1} {:>10.1} {:>12.0} {:>10.2}x {:>11.2}x {:>7}",
             name,
             f.p50.as_secs_f64() * 1e6,
             f.p99.as_secs_f64() * 1e6,
             f.throughput,
             f.p50.as_secs_f64() / raw.p50.as_secs_f64(),
             f.throughput / raw.throughput,
+            f.stalls,
         );
     }
     Ok(())
