@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use async_nats::message::OutboundMessage;
 use async_nats::{HeaderMap, Subject};
 use bytes::{Buf as _, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -80,37 +81,31 @@ impl Client {
         encode_id(id, &mut reply);
 
         let mut headers = headers.unwrap_or_default();
-        headers.insert(headers::TIMEOUT_MS, timeout.as_millis().to_string());
+        headers.insert(
+            headers::name(headers::TIMEOUT_MS),
+            headers::decimal(timeout.as_millis()),
+        );
         let max_payload = inner.nats.max_payload();
         let framing_len = headers::FRAMING.len() + b": 1\r\n".len();
-        let header_len = headers::wire_len(&headers);
+        let mut header_len = headers::wire_len(&headers);
         if params.len() + header_len + framing_len <= max_payload {
-            headers.insert(headers::FRAMING, headers::ON);
+            headers.insert(headers::name(headers::FRAMING), headers::ON);
+            header_len += framing_len;
         }
-        let room = max_payload
-            .checked_sub(headers::wire_len(&headers))
-            .ok_or_else(|| {
-                WrpcError::Protocol(format!(
-                    "the request headers of `{subject}` ({} bytes) exceed the server's max_payload ({max_payload} bytes): send fewer or shorter headers",
-                    headers::wire_len(&headers)
-                ))
-            })?;
+        let room = max_payload.checked_sub(header_len).ok_or_else(|| {
+            WrpcError::Protocol(format!(
+                "the request headers of `{subject}` ({header_len} bytes) exceed the server's max_payload ({max_payload} bytes): send fewer or shorter headers"
+            ))
+        })?;
         let first = params.split_to(room.min(params.len()));
-        let publish = inner.nats.publish_with_reply_and_headers(
-            subject.clone(),
-            Subject::from(reply),
-            headers,
-            first,
-        );
-        match tokio::time::timeout_at(deadline, publish).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                return Err(WrpcError::Connection(format!(
-                    "failed to publish the call to `{subject}`: {error}"
-                )));
-            }
-            Err(_) => return Err(call.slot.timeout_error()),
-        }
+        // Queued, not awaited: the outbox publishes the requests of every
+        // caller that is ready now in one batch (see `outbox`).
+        inner.outbox.push([OutboundMessage {
+            subject: subject.clone(),
+            payload: first,
+            reply: Some(Subject::from(reply)),
+            headers: Some(headers),
+        }])?;
         Ok((
             ParamWriter::new(Arc::clone(&call), inner.nats.clone(), Vec::new(), params),
             ResultReader::new(call, Vec::new()),

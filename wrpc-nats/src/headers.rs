@@ -59,9 +59,38 @@ pub(crate) fn header_safe(text: &str) -> String {
     out
 }
 
+/// One of the names above as a `HeaderName`, without the allocation and
+/// validation a `&str` costs on every `get`/`insert`.
+pub(crate) fn name(name: &'static str) -> async_nats::header::HeaderName {
+    async_nats::header::HeaderName::from_static(name)
+}
+
+/// `n` in decimal (what `to_string` gives, without the formatting machinery).
+pub(crate) fn decimal(mut n: u128) -> String {
+    let mut digits = [0u8; 40];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        if let Some(d) = digits.get_mut(start) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || start == 0 {
+            break;
+        }
+    }
+    digits
+        .get(start..)
+        .map(|d| d.iter().map(|&b| char::from(b)).collect())
+        .unwrap_or_default()
+}
+
 /// Reads a header as text.
-pub(crate) fn get<'a>(headers: Option<&'a async_nats::HeaderMap>, name: &str) -> Option<&'a str> {
-    headers.and_then(|h| h.get(name)).map(|v| v.as_str())
+pub(crate) fn get<'a>(
+    headers: Option<&'a async_nats::HeaderMap>,
+    key: &'static str,
+) -> Option<&'a str> {
+    headers.and_then(|h| h.get(name(key))).map(|v| v.as_str())
 }
 
 #[cfg(test)]
@@ -75,6 +104,13 @@ mod tests {
         headers.insert(TIMEOUT_MS, "1000");
         let reference = 10 + 2 + "source-id: a\r\n".len() + "trellis-timeout-ms: 1000\r\n".len();
         assert_eq!(wire_len(&headers), reference);
+    }
+
+    #[test]
+    fn decimal_matches_to_string() {
+        for n in [0u128, 7, 10, 999, 10_000, u128::from(u64::MAX), u128::MAX] {
+            assert_eq!(decimal(n), n.to_string());
+        }
     }
 
     #[test]

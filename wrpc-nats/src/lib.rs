@@ -5,6 +5,7 @@ mod client;
 mod demux;
 mod error;
 pub mod headers;
+mod outbox;
 mod server;
 mod subject;
 mod timer;
@@ -83,6 +84,8 @@ pub(crate) struct Inner {
     options: TransportOptions,
     table: Arc<CallTable>,
     counters: Arc<Counters>,
+    /// Coalesced publishing (see [`outbox`]).
+    outbox: Arc<outbox::Outbox>,
     demux: tokio::task::AbortHandle,
 }
 
@@ -90,6 +93,8 @@ impl Drop for Inner {
     fn drop(&mut self) {
         // Ends the demux task, which drops (unsubscribes) the inbox.
         self.demux.abort();
+        // The pump publishes what is still queued, then ends.
+        self.outbox.close();
     }
 }
 
@@ -123,6 +128,8 @@ impl Transport {
             Arc::clone(&counters),
         ))
         .abort_handle();
+        let outbox = Arc::new(outbox::Outbox::default());
+        tokio::spawn(outbox::pump(Arc::clone(&outbox), nats.clone()));
         Ok(Transport {
             inner: Arc::new(Inner {
                 nats,
@@ -130,6 +137,7 @@ impl Transport {
                 options,
                 table,
                 counters,
+                outbox,
                 demux,
             }),
         })

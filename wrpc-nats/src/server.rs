@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use async_nats::message::OutboundMessage;
 use async_nats::{HeaderMap, Subject};
 use bytes::{Bytes, BytesMut};
-use futures::{Sink as _, Stream, StreamExt as _};
+use futures::{Stream, StreamExt as _};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
@@ -21,7 +21,7 @@ use crate::demux::{CallGuard, CallSlot, Counters, Read, Role};
 use crate::error::{RemoteErrorKind, WrpcError};
 use crate::subject::{encode_id, indexed, invocation_subject};
 use crate::timer::Deadline;
-use crate::writer::{SubjectWriter, connection_error, publish_detached};
+use crate::writer::{SubjectWriter, publish_detached};
 use crate::{Inner, headers};
 
 /// Message of the error reply sent when a handler drops its call.
@@ -121,7 +121,7 @@ async fn accept(
         return None;
     };
     let request_headers = message.headers.unwrap_or_default();
-    let budget = match request_headers.get(headers::TIMEOUT_MS).map(|v| v.as_str()) {
+    let budget = match headers::get(Some(&request_headers), headers::TIMEOUT_MS) {
         None => inner.options.default_timeout,
         Some(text) => match text.parse::<u64>() {
             Ok(0) => {
@@ -148,7 +148,7 @@ async fn accept(
     };
     let deadline = Instant::now() + budget;
     let compact = !async_params
-        && request_headers.get(headers::FRAMING).map(|v| v.as_str()) == Some(headers::ON);
+        && headers::get(Some(&request_headers), headers::FRAMING) == Some(headers::ON);
     let context = ServeContext {
         subject: message.subject.to_string(),
         headers: request_headers,
@@ -161,7 +161,7 @@ async fn accept(
         let writer = ResultWriter {
             kind: WriterKind::Compact {
                 buffer: BytesMut::new(),
-                outbox: VecDeque::new(),
+                sent: false,
                 limit: inner.options.max_call_buffer_bytes,
             },
             shared,
@@ -218,8 +218,8 @@ async fn accept(
 async fn refuse(inner: &Inner, reply: Subject, kind: RemoteErrorKind, message: String) {
     Counters::bump(&inner.counters.error_replies);
     let mut hdrs = HeaderMap::new();
-    hdrs.insert(headers::FRAMING, headers::ON);
-    hdrs.insert(headers::ERROR, kind.as_str());
+    hdrs.insert(headers::name(headers::FRAMING), headers::ON);
+    hdrs.insert(headers::name(headers::ERROR), kind.as_str());
     if let Err(error) = inner
         .nats
         .publish_with_headers(reply, hdrs, Bytes::from(message))
@@ -239,6 +239,7 @@ struct ReplyStatus {
 /// last of them drops without a completed reply, the error reply goes out.
 struct ReplyShared {
     nats: async_nats::Client,
+    outbox: Arc<crate::outbox::Outbox>,
     reply: Subject,
     compact: bool,
     status: Mutex<ReplyStatus>,
@@ -249,6 +250,7 @@ impl ReplyShared {
     fn new(inner: &Inner, reply: Subject, compact: bool) -> Arc<ReplyShared> {
         Arc::new(ReplyShared {
             nats: inner.nats.clone(),
+            outbox: Arc::clone(&inner.outbox),
             reply,
             compact,
             status: Mutex::new(ReplyStatus::default()),
@@ -276,9 +278,9 @@ impl Drop for ReplyShared {
             failure.unwrap_or_else(|| (RemoteErrorKind::Internal, DROPPED_MESSAGE.to_string()));
         Counters::bump(&self.counters.error_replies);
         let mut hdrs = HeaderMap::new();
-        hdrs.insert(headers::ERROR, kind.as_str());
+        hdrs.insert(headers::name(headers::ERROR), kind.as_str());
         let message = if self.compact {
-            hdrs.insert(headers::FRAMING, headers::ON);
+            hdrs.insert(headers::name(headers::FRAMING), headers::ON);
             OutboundMessage {
                 subject: self.reply.clone(),
                 payload: Bytes::from(text),
@@ -286,7 +288,10 @@ impl Drop for ReplyShared {
                 headers: Some(hdrs),
             }
         } else {
-            hdrs.insert(headers::ERROR_MESSAGE, headers::header_safe(&text));
+            hdrs.insert(
+                headers::name(headers::ERROR_MESSAGE),
+                headers::header_safe(&text),
+            );
             OutboundMessage {
                 subject: self.results_subject(),
                 payload: Bytes::new(),
@@ -320,7 +325,8 @@ enum WriterKind {
     /// (several with `trellis-continued` when they exceed `max_payload`).
     Compact {
         buffer: BytesMut,
-        outbox: VecDeque<OutboundMessage>,
+        /// The reply was queued: later writes are errors.
+        sent: bool,
         limit: usize,
     },
     /// Writes through to `{R_c}.results`.
@@ -356,7 +362,7 @@ fn compact_messages(
     payload: Bytes,
 ) -> VecDeque<OutboundMessage> {
     let mut hdrs = HeaderMap::new();
-    hdrs.insert(headers::FRAMING, headers::ON);
+    hdrs.insert(headers::name(headers::FRAMING), headers::ON);
     let max_payload = nats.max_payload();
     let mut out = VecDeque::new();
     if payload.len() + headers::wire_len(&hdrs) <= max_payload {
@@ -368,7 +374,7 @@ fn compact_messages(
         });
         return out;
     }
-    hdrs.insert(headers::CONTINUED, headers::ON);
+    hdrs.insert(headers::name(headers::CONTINUED), headers::ON);
     let room = max_payload.saturating_sub(headers::wire_len(&hdrs)).max(1);
     let mut rest = payload;
     let first = rest.split_to(room.min(rest.len()));
@@ -414,9 +420,9 @@ impl AsyncWrite for ResultWriter {
             WriterKind::Compact {
                 buffer,
                 limit,
-                outbox,
+                sent,
             } => {
-                if !outbox.is_empty() || buffer.len() + buf.len() > *limit {
+                if *sent || buffer.len() + buf.len() > *limit {
                     return Poll::Ready(Err(WrpcError::Protocol(format!(
                         "results exceed the per-call limit of {limit} bytes (or were written after shutdown)"
                     ))
@@ -436,21 +442,15 @@ impl AsyncWrite for ResultWriter {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
         match &mut this.kind {
-            WriterKind::Compact { buffer, outbox, .. } => {
-                if !buffer.is_empty() || (outbox.is_empty() && !this.shared.with_status(|s| s.done))
-                {
+            WriterKind::Compact { buffer, sent, .. } => {
+                if !*sent {
                     let payload = buffer.split().freeze();
-                    *outbox = compact_messages(&this.shared, &this.shared.nats, payload);
-                }
-                let mut nats = this.shared.nats.clone();
-                while !outbox.is_empty() {
-                    ready!(Pin::new(&mut nats).poll_ready(cx))
-                        .map_err(|e| connection_error(e).into_io())?;
-                    if let Some(message) = outbox.pop_front() {
-                        Pin::new(&mut nats)
-                            .start_send(message)
-                            .map_err(|e| connection_error(e).into_io())?;
-                    }
+                    let messages = compact_messages(&this.shared, &this.shared.nats, payload);
+                    this.shared
+                        .outbox
+                        .push(messages)
+                        .map_err(WrpcError::into_io)?;
+                    *sent = true;
                 }
                 this.mark_done();
                 Poll::Ready(Ok(()))
