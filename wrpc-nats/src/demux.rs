@@ -96,9 +96,22 @@ struct StreamQueue {
 struct SlotState {
     resolution: Resolution,
     failure: Option<WrpcError>,
-    streams: HashMap<Vec<usize>, StreamQueue>,
+    /// The root stream (path `[]`): every call has one, so it is not hashed.
+    root: StreamQueue,
+    /// Nested streams, created as they are read or arrive.
+    nested: HashMap<Vec<usize>, StreamQueue>,
     waiters: Vec<Waker>,
     buffered: usize,
+}
+
+impl SlotState {
+    fn queue(&mut self, path: &[usize]) -> &mut StreamQueue {
+        if path.is_empty() {
+            return &mut self.root;
+        }
+        // Nested streams are rare: the key is allocated per read.
+        self.nested.entry(path.to_vec()).or_default()
+    }
 }
 
 /// Per-call routing state.
@@ -137,7 +150,8 @@ impl CallSlot {
             state: Mutex::new(SlotState {
                 resolution: Resolution::Pending,
                 failure: None,
-                streams: HashMap::new(),
+                root: StreamQueue::default(),
+                nested: HashMap::new(),
                 waiters: Vec::new(),
                 buffered: 0,
             }),
@@ -202,10 +216,7 @@ impl CallSlot {
             return Poll::Ready(Err(failure.clone()));
         }
         let state = &mut *state;
-        let queue = match state.streams.get_mut(path) {
-            Some(queue) => queue,
-            None => state.streams.entry(path.to_vec()).or_default(),
-        };
+        let queue = state.queue(path);
         match queue.items.front_mut() {
             None => {
                 queue.waker = Some(cx.waker().clone());
@@ -337,22 +348,29 @@ impl CallSlot {
     }
 
     fn push(&self, path: Vec<usize>, items: [Option<Item>; 2]) {
-        let mut over_budget = false;
+        let over_budget;
         let waker = {
             let mut state = self.lock();
             if state.failure.is_some() {
                 return;
             }
             let state = &mut *state;
-            let queue = state.streams.entry(path).or_default();
+            let mut added = 0usize;
+            let queue = if path.is_empty() {
+                &mut state.root
+            } else {
+                state.nested.entry(path).or_default()
+            };
             for item in items.into_iter().flatten() {
                 if let Item::Data(data) = &item {
-                    state.buffered = state.buffered.saturating_add(data.len());
-                    over_budget |= state.buffered > self.budget;
+                    added = added.saturating_add(data.len());
                 }
                 queue.items.push_back(item);
             }
-            queue.waker.take()
+            let waker = queue.waker.take();
+            state.buffered = state.buffered.saturating_add(added);
+            over_budget = state.buffered > self.budget;
+            waker
         };
         if over_budget {
             self.fail(WrpcError::SlowConsumer {
@@ -367,7 +385,8 @@ impl CallSlot {
 
 fn take_all_wakers(state: &mut SlotState) -> Vec<Waker> {
     let mut wakers = std::mem::take(&mut state.waiters);
-    wakers.extend(state.streams.values_mut().filter_map(|q| q.waker.take()));
+    wakers.extend(state.root.waker.take());
+    wakers.extend(state.nested.values_mut().filter_map(|q| q.waker.take()));
     wakers
 }
 
