@@ -14,14 +14,17 @@ fn every_example_app_is_a_valid_manifest() {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        let manifest = Manifest::from_yaml(&text)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let manifest =
+            Manifest::from_yaml(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let failures = validate(&manifest);
         assert!(failures.is_empty(), "{}: {failures:?}", path.display());
         seen.push(path.file_name().unwrap().to_string_lossy().into_owned());
     }
     seen.sort();
     for wanted in ["http-hello.yaml", "pingpong.yaml", "system-info.yaml"] {
-        assert!(seen.iter().any(|s| s == wanted), "{wanted} missing from {seen:?}");
+        assert!(
+            seen.iter().any(|s| s == wanted),
+            "{wanted} missing from {seen:?}"
+        );
     }
 }

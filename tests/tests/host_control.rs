@@ -338,7 +338,10 @@ async fn claims_registry_and_unreachable_provider_images_answer_clearly() {
         .unwrap();
     let error = ev["data"]["error"].as_str().unwrap();
     assert!(error.contains("cannot pull"), "{error}");
-    assert!(error.contains("127.0.0.1:1/wasmcloud/keyvalue-redis:0.30.0"), "{error}");
+    assert!(
+        error.contains("127.0.0.1:1/wasmcloud/keyvalue-redis:0.30.0"),
+        "{error}"
+    );
     // The host is unaffected.
     assert_eq!(l.ctl.ping_hosts().await.unwrap().len(), 1);
 }
