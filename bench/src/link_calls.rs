@@ -68,6 +68,12 @@ fn root() -> PathBuf {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if let (Some("--responder"), Some(url), Some(subject)) =
+        (args.get(1).map(String::as_str), args.get(2), args.get(3))
+    {
+        return respond(url, subject).await;
+    }
     let calls = env_num("BENCH_CALLS", 10_000);
     let callers = env_num("BENCH_CALLERS", 32);
     let seconds = env_num("BENCH_SECONDS", 5) as u64;
@@ -146,6 +152,16 @@ async fn main() -> anyhow::Result<()> {
     wait_http(lattice_port, "/bench?n=10").await?;
     wait_http(local_port, "/bench?n=10").await?;
 
+    // A second baseline whose responder is its own process, as the callee of
+    // a call across hosts is: on a 2-core machine, crossing processes costs
+    // scheduler wake-ups that a same-process responder never pays.
+    let xproc_subject = "bench.raw.xproc";
+    procs.0.push(
+        Command::new(std::env::current_exe()?)
+            .args(["--responder", &url, xproc_subject])
+            .kill_on_drop(true)
+            .spawn()?,
+    );
     // Responder for the baseline: same server, same reply payload as `ping`.
     let raw_subject = "bench.raw.ping";
     let responder = connect(&url).await?;
@@ -191,10 +207,24 @@ async fn main() -> anyhow::Result<()> {
         println!("lattice calls/s at {callers} callers: {tp:.0}");
         return Ok(());
     }
+    let ready = Instant::now() + WAIT;
+    while nats
+        .request(xproc_subject, bytes::Bytes::new())
+        .await
+        .is_err()
+    {
+        if Instant::now() > ready {
+            bail!("the cross-process baseline responder never answered");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    raw_sequential(&nats, xproc_subject, 1000).await?;
     let raw = raw_sequential(&nats, raw_subject, calls).await?;
+    let xproc = raw_sequential(&nats, xproc_subject, calls).await?;
     let lat = component_sequential(lattice_port, calls).await?;
     let loc = component_sequential(local_port, calls).await?;
     let raw_tp = raw_concurrent(&url, raw_subject, callers, seconds).await?;
+    let xproc_tp = raw_concurrent(&url, xproc_subject, callers, seconds).await?;
     let lat_tp = component_concurrent(lattice_port, callers, seconds, batch).await?;
     let loc_tp = component_concurrent(local_port, callers, seconds, batch).await?;
 
@@ -211,6 +241,11 @@ async fn main() -> anyhow::Result<()> {
         );
     };
     row("raw async-nats request/reply (baseline)", raw, raw_tp);
+    row(
+        "raw request/reply, responder in its own process",
+        xproc,
+        xproc_tp,
+    );
     row("component → component across hosts (lattice)", lat, lat_tp);
     row("component → component same host (in-process)", loc, loc_tp);
     println!();
@@ -219,6 +254,21 @@ async fn main() -> anyhow::Result<()> {
         lat.0 / loc.0
     );
     drop(procs);
+    Ok(())
+}
+
+/// The cross-process baseline's responder: answers every request on
+/// `subject` with the same 5-byte payload as `ping`.
+async fn respond(url: &str, subject: &str) -> anyhow::Result<()> {
+    let nats = connect(url).await?;
+    let mut sub = nats.subscribe(subject.to_string()).await?;
+    while let Some(msg) = sub.next().await {
+        if let Some(reply) = msg.reply {
+            let _ = nats
+                .publish(reply, bytes::Bytes::from_static(b"\x04pong"))
+                .await;
+        }
+    }
     Ok(())
 }
 
