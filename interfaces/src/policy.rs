@@ -166,7 +166,7 @@ mod tests {
         "version": "v1",
         "request": {
             "componentId": "echo",
-            "imageRef": "ghcr.io/wasmcloud/components/http-hello-world-rust:0.1.0",
+            "imageRef": "registry.example/components/http-hello-world-rust:0.1.0",
             "maxInstances": 4,
             "annotations": {"wasmcloud.dev/appspec": "hello"},
             "claims": {
@@ -226,7 +226,7 @@ mod tests {
     #[test]
     fn provider_body_and_responses_round_trip() {
         let text =
-            r#"{"providerId":"kv","imageRef":"ghcr.io/x/kv:1","annotations":{},"claims":null}"#;
+            r#"{"providerId":"kv","imageRef":"registry.example/x/kv:1","annotations":{},"claims":null}"#;
         let body: PolicyRequestBody = serde_json::from_str(text).unwrap();
         // Untagged: a provider body never parses as a component body.
         assert!(matches!(body, PolicyRequestBody::StartProvider(_)));

@@ -340,7 +340,7 @@ mod tests {
         assert!(is_builtin_http_client("wasmcloud+builtin://http-client"));
         assert!(!is_builtin_http_client("builtin://http-server"));
         assert!(!is_builtin_http_client(
-            "ghcr.io/wasmcloud/http-client:0.12.0"
+            "registry.example/wasmcloud/http-client:0.12.0"
         ));
     }
 
