@@ -225,8 +225,7 @@ mod tests {
 
     #[test]
     fn provider_body_and_responses_round_trip() {
-        let text =
-            r#"{"providerId":"kv","imageRef":"registry.example/x/kv:1","annotations":{},"claims":null}"#;
+        let text = r#"{"providerId":"kv","imageRef":"registry.example/x/kv:1","annotations":{},"claims":null}"#;
         let body: PolicyRequestBody = serde_json::from_str(text).unwrap();
         // Untagged: a provider body never parses as a component body.
         assert!(matches!(body, PolicyRequestBody::StartProvider(_)));
