@@ -250,8 +250,8 @@ mod tests {
             ArtifactRef::Builtin("http-server".into())
         );
         assert_eq!(
-            ArtifactRef::parse("ghcr.io/a/b:0.1.0").unwrap(),
-            ArtifactRef::Oci("ghcr.io/a/b:0.1.0".into())
+            ArtifactRef::parse("registry.example/a/b:0.1.0").unwrap(),
+            ArtifactRef::Oci("registry.example/a/b:0.1.0".into())
         );
         assert!(ArtifactRef::parse("  ").is_err());
     }

@@ -299,7 +299,7 @@ impl fmt::Debug for RegistryCredential {
     }
 }
 
-/// Body of `registry.put`: credentials keyed by registry host (`ghcr.io`, `localhost:5000`).
+/// Body of `registry.put`: credentials keyed by registry host (`registry.example`, `localhost:5000`).
 pub type RegistryCredentialMap = HashMap<String, RegistryCredential>;
 
 #[cfg(test)]
@@ -359,8 +359,8 @@ mod tests {
     #[test]
     fn registry_credential_defaults_to_oci_and_redacts() {
         let map: RegistryCredentialMap =
-            serde_json::from_str(r#"{"ghcr.io":{"username":"u","password":"secret-pw"}}"#).unwrap();
-        let cred = &map["ghcr.io"];
+            serde_json::from_str(r#"{"registry.example":{"username":"u","password":"secret-pw"}}"#).unwrap();
+        let cred = &map["registry.example"];
         assert_eq!(cred.registry_type, "oci");
         let v: Value = serde_json::to_value(cred).unwrap();
         assert_eq!(

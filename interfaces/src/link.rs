@@ -227,7 +227,7 @@ mod tests {
 
     #[test]
     fn put_link_replaces_appends_or_rejects() {
-        let mut spec = ComponentSpecification::new("ghcr.io/x:1");
+        let mut spec = ComponentSpecification::new("registry.example/x:1");
         spec.put_link(link("redis", "default", &["store"])).unwrap();
         spec.put_link(link("redis", "default", &["store", "atomics"]))
             .unwrap();
@@ -271,7 +271,7 @@ mod tests {
 
     #[test]
     fn spec_round_trips() {
-        let v = json!({"url": "ghcr.io/wasmcloud/http-server:0.27.0", "links": [{
+        let v = json!({"url": "registry.example/wasmcloud/http-server:0.27.0", "links": [{
             "source_id": "s", "target": "t", "name": "default", "wit_namespace": "wasi",
             "wit_package": "http", "interfaces": ["incoming-handler"],
             "source_config": ["c"], "target_config": []}]});

@@ -364,7 +364,7 @@ async fn deploy_refuses_a_component_id_another_application_runs() -> Result<()> 
     let wadm = Wadm::start(&nats, &client).await?;
     let app = |name: &str| {
         format!(
-            "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata:\n  name: {name}\n  annotations:\n    version: v1\nspec:\n  components:\n    - name: web\n      type: component\n      properties:\n        image: ghcr.io/acme/web:0.1.0\n        id: shared-web\n"
+            "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata:\n  name: {name}\n  annotations:\n    version: v1\nspec:\n  components:\n    - name: web\n      type: component\n      properties:\n        image: registry.example/acme/web:0.1.0\n        id: shared-web\n"
         )
     };
     for name in ["first", "second"] {

@@ -131,7 +131,7 @@ spec:
     - name: api
       type: component
       properties:
-        image: ghcr.io/example/api:{version}
+        image: registry.example/example/api:{version}
       traits:
         - type: spreadscaler
           properties:
@@ -146,7 +146,7 @@ spec:
     - name: httpserver
       type: capability
       properties:
-        image: ghcr.io/example/http-server:{version}
+        image: registry.example/example/http-server:{version}
       traits:
         - type: spreadscaler
           properties:
@@ -213,7 +213,7 @@ fn waits_for_hosts_then_converges() {
 #[test]
 fn unfetchable_image_fails_with_reason_and_keeps_old_version() {
     let mut scenario = Scenario::calm(3, vec![web("v1", 2, 1)], 2);
-    scenario.broken_images = BTreeSet::from(["ghcr.io/example/api:v2".to_string()]);
+    scenario.broken_images = BTreeSet::from(["registry.example/example/api:v2".to_string()]);
     scenario.upgrades = vec![(60, web("v2", 2, 1))];
     let mut sim = Simulation::new(scenario);
     for _ in 0..140 {
@@ -225,7 +225,7 @@ fn unfetchable_image_fails_with_reason_and_keeps_old_version() {
         status
             .info
             .message
-            .contains("failed to fetch `ghcr.io/example/api:v2`"),
+            .contains("failed to fetch `registry.example/example/api:v2`"),
         "{}",
         status.info.message
     );
@@ -234,7 +234,7 @@ fn unfetchable_image_fails_with_reason_and_keeps_old_version() {
         .hosts
         .values()
         .filter_map(|h| h.components.get("web-api"))
-        .filter(|c| c.image_ref == "ghcr.io/example/api:v1")
+        .filter(|c| c.image_ref == "registry.example/example/api:v1")
         .map(|c| c.max_instances)
         .sum();
     assert_eq!(old_running, 2, "the old version keeps serving");

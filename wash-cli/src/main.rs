@@ -42,7 +42,7 @@ const ABOUT: &str =
 
 const EXAMPLES: &str = "Examples:
   wash get hosts
-  wash start component ghcr.io/acme/hello:0.1.0 hello
+  wash start component registry.example/acme/hello:0.1.0 hello
   wash start provider builtin://http-server web
   wash config put web-addr address=0.0.0.0:8080
   wash link put web hello wasi http --interface incoming-handler --source-config web-addr
@@ -86,7 +86,7 @@ enum Command {
     #[command(after_help = "Example:\n  wash stop component hello")]
     Stop(OnLattice<stop::StopCommand>),
     /// Update a running component to a new image
-    #[command(after_help = "Example:\n  wash update component hello ghcr.io/acme/hello:0.2.0")]
+    #[command(after_help = "Example:\n  wash update component hello registry.example/acme/hello:0.2.0")]
     Update(OnLattice<update::UpdateCommand>),
     /// Put, delete and list links
     #[command(

@@ -110,8 +110,8 @@ mod tests {
     fn refs_become_absolute_file_urls() {
         assert_eq!(resolve_ref("/tmp/x.wasm"), "file:///tmp/x.wasm");
         assert_eq!(
-            resolve_ref("ghcr.io/wasmcloud/http-server:0.27.0"),
-            "ghcr.io/wasmcloud/http-server:0.27.0"
+            resolve_ref("registry.example/wasmcloud/http-server:0.27.0"),
+            "registry.example/wasmcloud/http-server:0.27.0"
         );
         assert_eq!(
             resolve_ref("builtin://http-server"),

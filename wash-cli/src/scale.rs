@@ -23,7 +23,7 @@ pub const DEFAULT_SCALE_WAIT_MS: u64 = 10_000;
 pub enum ScaleCommand {
     /// Set how many instances of a component may run at once on a host (0 stops it)
     #[command(
-        after_help = "Example:\n  wash scale component NBQ4…XYZ ghcr.io/acme/hello:0.1.0 hello -c 10 -a team=web"
+        after_help = "Example:\n  wash scale component NBQ4…XYZ registry.example/acme/hello:0.1.0 hello -c 10 -a team=web"
     )]
     Component(ScaleComponentArgs),
 }

@@ -30,12 +30,12 @@ pub const DEFAULT_PROVIDER_WAIT_MS: u64 = 60_000;
 pub enum StartCommand {
     /// Start a component on a host (auctioned if no --host-id)
     #[command(
-        after_help = "Example:\n  wash start component ghcr.io/acme/hello:0.1.0 hello --max-instances 4 -c zone=eu\n  wash start component ./build/hello.wasm hello --host-id NBQ4…XYZ --config hello-cfg"
+        after_help = "Example:\n  wash start component registry.example/acme/hello:0.1.0 hello --max-instances 4 -c zone=eu\n  wash start component ./build/hello.wasm hello --host-id NBQ4…XYZ --config hello-cfg"
     )]
     Component(StartComponentArgs),
     /// Start a capability provider on a host (auctioned if no --host-id)
     #[command(
-        after_help = "Example:\n  wash start provider builtin://http-server web\n  wash start provider ghcr.io/wasmcloud/keyvalue-nats:0.3.1 kv --host-id NBQ4…XYZ"
+        after_help = "Example:\n  wash start provider builtin://http-server web\n  wash start provider registry.example/wasmcloud/keyvalue-nats:0.3.1 kv --host-id NBQ4…XYZ"
     )]
     Provider(StartProviderArgs),
 }

@@ -23,7 +23,7 @@ pub const DEFAULT_UPDATE_WAIT_MS: u64 = 10_000;
 pub enum UpdateCommand {
     /// Switch a running component to a new image without downtime
     #[command(
-        after_help = "Example:\n  wash update component hello ghcr.io/acme/hello:0.2.0\n  wash update component hello ./build/hello.wasm --host-id NBQ4…XYZ"
+        after_help = "Example:\n  wash update component hello registry.example/acme/hello:0.2.0\n  wash update component hello ./build/hello.wasm --host-id NBQ4…XYZ"
     )]
     Component(UpdateComponentArgs),
 }

@@ -380,7 +380,7 @@ mod tests {
         assert!(is_builtin_http_server("builtin://http-server"));
         assert!(is_builtin_http_server("wasmcloud+builtin://http-server"));
         assert!(!is_builtin_http_server(
-            "ghcr.io/wasmcloud/http-server:0.27.0"
+            "registry.example/wasmcloud/http-server:0.27.0"
         ));
     }
 }

@@ -43,7 +43,7 @@ pub enum Properties {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ComponentProperties {
-    /// Artifact reference: OCI (`ghcr.io/…:tag`), `file://…` or `builtin://NAME`.
+    /// Artifact reference: OCI (`registry.example/…:tag`), `file://…` or `builtin://NAME`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
     /// A component of another (shared) application to use instead of an image.

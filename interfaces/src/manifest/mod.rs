@@ -236,7 +236,7 @@ spec:
     - name: hello
       type: component
       properties:
-        image: ghcr.io/example/hello:0.1.0
+        image: registry.example/example/hello:0.1.0
       traits:
         - type: spreadscaler
           properties:

@@ -272,10 +272,10 @@ spec:
           properties: {instances: INSTANCES}
     - name: lonely
       type: capability
-      properties: {image: "ghcr.io/example/other:1"}
+      properties: {image: "registry.example/example/other:1"}
     - name: idle
       type: component
-      properties: {image: "ghcr.io/example/idle:1"}
+      properties: {image: "registry.example/example/idle:1"}
 "#;
 
 #[test]

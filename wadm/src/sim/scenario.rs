@@ -192,12 +192,12 @@ fn web_app(rng: &mut SplitMix64, name: &str, version: &str) -> Result<Manifest, 
         "metadata": {"name": name, "annotations": annotations},
         "spec": {"components": [
             {"name": "api", "type": "component",
-             "properties": {"image": format!("ghcr.io/example/api:{version}"),
+             "properties": {"image": format!("registry.example/example/api:{version}"),
                             "config": [{"name": "api-settings", "properties": {"greeting": version}}]},
              "traits": [{"type": "spreadscaler",
                          "properties": {"instances": instances, "spread": spread}}]},
             {"name": "httpserver", "type": "capability",
-             "properties": {"image": "ghcr.io/example/http-server:0.1.0"},
+             "properties": {"image": "registry.example/example/http-server:0.1.0"},
              "traits": [
                 {"type": "spreadscaler", "properties": {"instances": provider_instances}},
                 {"type": "link", "properties": {
@@ -223,7 +223,7 @@ fn daemon_app(rng: &mut SplitMix64, name: &str) -> Result<Manifest, SimError> {
         "metadata": {"name": name, "annotations": {"version": "v1"}},
         "spec": {"components": [
             {"name": "agent", "type": "component",
-             "properties": {"image": "ghcr.io/example/agent:1.0.0"},
+             "properties": {"image": "registry.example/example/agent:1.0.0"},
              "traits": [
                 {"type": "daemonscaler", "properties": {"instances": instances, "spread": spread}},
                 {"type": "link", "properties": {
