@@ -359,7 +359,8 @@ mod tests {
     #[test]
     fn registry_credential_defaults_to_oci_and_redacts() {
         let map: RegistryCredentialMap =
-            serde_json::from_str(r#"{"registry.example":{"username":"u","password":"secret-pw"}}"#).unwrap();
+            serde_json::from_str(r#"{"registry.example":{"username":"u","password":"secret-pw"}}"#)
+                .unwrap();
         let cred = &map["registry.example"];
         assert_eq!(cred.registry_type, "oci");
         let v: Value = serde_json::to_value(cred).unwrap();

@@ -86,7 +86,9 @@ enum Command {
     #[command(after_help = "Example:\n  wash stop component hello")]
     Stop(OnLattice<stop::StopCommand>),
     /// Update a running component to a new image
-    #[command(after_help = "Example:\n  wash update component hello registry.example/acme/hello:0.2.0")]
+    #[command(
+        after_help = "Example:\n  wash update component hello registry.example/acme/hello:0.2.0"
+    )]
     Update(OnLattice<update::UpdateCommand>),
     /// Put, delete and list links
     #[command(
