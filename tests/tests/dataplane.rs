@@ -44,6 +44,35 @@ async fn put_link(l: &TestLattice, link: Link) {
     assert!(resp.success, "link put rejected: {}", resp.message);
 }
 
+/// Deploys `pinger` on `caller` (with `instances`), each `(host, ponger id,
+/// link name)` target, the links, and an HTTP route to `pinger`; returns the
+/// route's port once `GET /` answers through the `default` link.
+async fn deploy_pingpong(
+    l: &mut TestLattice,
+    caller: &str,
+    pongs: &[(&str, &str, &str)],
+    instances: u32,
+) -> u16 {
+    scale(l, caller, &image("pinger"), "pinger", instances)
+        .await
+        .unwrap();
+    for (host, id, _) in pongs {
+        scale(l, host, &image("ponger"), id, instances)
+            .await
+            .unwrap();
+    }
+    let mut linked = Vec::new();
+    for (_, id, name) in pongs {
+        if !linked.contains(&(id, name)) {
+            put_link(l, pong_link("pinger", id, name)).await;
+            linked.push((id, name));
+        }
+    }
+    let port = expose_http(l, caller, "pinger").await.unwrap();
+    assert_eq!(http_until(port, "/", 200).await.unwrap(), "ping -> pong\n");
+    port
+}
+
 /// The call counters of `host` from its next liveness beats, once `done` holds.
 async fn counts_until(
     l: &TestLattice,
@@ -80,19 +109,8 @@ async fn ping_pong_across_hosts_spreads_calls_over_every_pong_host() {
     let a = l.host().await.unwrap();
     let b = l.host().await.unwrap();
     let c = l.host().await.unwrap();
-    scale(&mut l, a.id(), &image("pinger"), "pinger", 4)
-        .await
-        .unwrap();
-    scale(&mut l, b.id(), &image("ponger"), "ponger", 4)
-        .await
-        .unwrap();
-    scale(&mut l, c.id(), &image("ponger"), "ponger", 4)
-        .await
-        .unwrap();
-    put_link(&l, pong_link("pinger", "ponger", "default")).await;
-    let port = expose_http(&mut l, a.id(), "pinger").await.unwrap();
-
-    assert_eq!(http_until(port, "/", 200).await.unwrap(), "ping -> pong\n");
+    let pongs = [(b.id(), "ponger", "default"), (c.id(), "ponger", "default")];
+    let port = deploy_pingpong(&mut l, a.id(), &pongs, 4).await;
     // Records, lists, strings and results cross the lattice intact.
     let (status, body) = http_get(port, "/echo?msg=hi&times=3&tags=a,b")
         .await
@@ -127,14 +145,7 @@ async fn ping_pong_across_hosts_spreads_calls_over_every_pong_host() {
 async fn co_located_target_is_called_in_process_without_nats() {
     let mut l = TestLattice::start().await.unwrap();
     let host = l.host().await.unwrap();
-    scale(&mut l, host.id(), &image("pinger"), "pinger", 4)
-        .await
-        .unwrap();
-    scale(&mut l, host.id(), &image("ponger"), "ponger", 4)
-        .await
-        .unwrap();
-    put_link(&l, pong_link("pinger", "ponger", "default")).await;
-    let port = expose_http(&mut l, host.id(), "pinger").await.unwrap();
+    let port = deploy_pingpong(&mut l, host.id(), &[(host.id(), "ponger", "default")], 4).await;
     // Every wRPC message for ponger would pass through this subscription.
     let mut wire = l
         .client
@@ -143,7 +154,6 @@ async fn co_located_target_is_called_in_process_without_nats() {
         .unwrap();
     l.client.flush().await.unwrap();
 
-    assert_eq!(http_until(port, "/", 200).await.unwrap(), "ping -> pong\n");
     for _ in 0..20 {
         let (status, body) = http_get(port, "/echo?msg=x&times=2").await.unwrap();
         assert_eq!((status, body.as_str()), (200, "0:x[]\n1:x[]\n"));
@@ -199,19 +209,11 @@ async fn link_names_are_chosen_per_invocation() {
     let a = l.host().await.unwrap();
     let b = l.host().await.unwrap();
     let c = l.host().await.unwrap();
-    scale(&mut l, a.id(), &image("pinger"), "pinger", 8)
-        .await
-        .unwrap();
-    scale(&mut l, b.id(), &image("ponger"), "pong-main", 8)
-        .await
-        .unwrap();
-    scale(&mut l, c.id(), &image("ponger"), "pong-backup", 8)
-        .await
-        .unwrap();
-    put_link(&l, pong_link("pinger", "pong-main", "default")).await;
-    put_link(&l, pong_link("pinger", "pong-backup", "backup")).await;
-    let port = expose_http(&mut l, a.id(), "pinger").await.unwrap();
-    assert_eq!(http_until(port, "/", 200).await.unwrap(), "ping -> pong\n");
+    let pongs = [
+        (b.id(), "pong-main", "default"),
+        (c.id(), "pong-backup", "backup"),
+    ];
+    let port = deploy_pingpong(&mut l, a.id(), &pongs, 8).await;
     assert_eq!(
         http_until(port, "/link/backup", 200).await.unwrap(),
         "ping via backup -> pong\n"
@@ -287,14 +289,7 @@ async fn a_slow_remote_target_is_bounded_by_the_rpc_timeout() {
         .await
         .unwrap();
     let b = l.host().await.unwrap();
-    scale(&mut l, a.id(), &image("pinger"), "pinger", 2)
-        .await
-        .unwrap();
-    scale(&mut l, b.id(), &image("ponger"), "ponger", 2)
-        .await
-        .unwrap();
-    put_link(&l, pong_link("pinger", "ponger", "default")).await;
-    let port = expose_http(&mut l, a.id(), "pinger").await.unwrap();
+    let port = deploy_pingpong(&mut l, a.id(), &[(b.id(), "ponger", "default")], 2).await;
     assert_eq!(
         http_until(port, "/work?ms=10", 200).await.unwrap(),
         "worked 10 ms\n"
@@ -314,15 +309,7 @@ async fn lattice_calls_carry_caller_link_deadline_and_trace_headers() {
     let mut l = TestLattice::start().await.unwrap();
     let a = l.host().await.unwrap();
     let b = l.host().await.unwrap();
-    scale(&mut l, a.id(), &image("pinger"), "pinger", 2)
-        .await
-        .unwrap();
-    scale(&mut l, b.id(), &image("ponger"), "ponger", 2)
-        .await
-        .unwrap();
-    put_link(&l, pong_link("pinger", "ponger", "default")).await;
-    let port = expose_http(&mut l, a.id(), "pinger").await.unwrap();
-    assert_eq!(http_until(port, "/", 200).await.unwrap(), "ping -> pong\n");
+    let port = deploy_pingpong(&mut l, a.id(), &[(b.id(), "ponger", "default")], 2).await;
     // A plain (non-queue) subscription sees a copy of every call to ponger.
     let mut wire = l
         .client
