@@ -24,6 +24,7 @@ pub mod host;
 pub mod nats;
 pub mod oci;
 pub mod redis;
+pub mod wash;
 
 use std::future::Future;
 use std::time::Duration;

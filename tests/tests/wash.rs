@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use serde_json::Value;
+use trellis_tests::wash::{WashRun as Run, run_wash, wash_binary};
 use trellis_tests::{HostOptions, HostProcess, NatsServer, component_path, free_port};
 
 use common::{WAIT, http_get, http_until};
@@ -19,30 +20,6 @@ use common::{WAIT, http_get, http_until};
 /// command (60 s for a provider start), so a hang fails the test instead of
 /// blocking it.
 const WASH_DEADLINE: Duration = Duration::from_secs(120);
-
-/// Environment variable that overrides where the `wash` binary is found.
-const WASH_BIN_ENV: &str = "WASH_BIN";
-
-/// Where `wash` is: `$WASH_BIN`, else next to the test binary's profile
-/// directory, like the harness finds `trellis`.
-fn wash_binary() -> anyhow::Result<PathBuf> {
-    trellis_tests::host::workspace_binary("wash", WASH_BIN_ENV, "trellis-wash")
-}
-
-/// What one `wash` run did.
-#[derive(Debug)]
-struct Run {
-    success: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// stdout and stderr together, for checking messages wherever they went.
-    fn all(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-}
 
 /// `wash` bound to one NATS server and lattice.
 struct Wash {
@@ -76,15 +53,7 @@ impl Wash {
         ] {
             command.env_remove(var);
         }
-        let output = tokio::time::timeout(WASH_DEADLINE, command.output())
-            .await
-            .with_context(|| format!("wash {args:?} did not finish within {WASH_DEADLINE:?}"))?
-            .with_context(|| format!("cannot run {}", self.bin.display()))?;
-        Ok(Run {
-            success: output.status.success(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        })
+        run_wash(command, args, WASH_DEADLINE).await
     }
 
     /// Runs `wash`; an error if it failed.

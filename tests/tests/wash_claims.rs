@@ -20,6 +20,7 @@ use common::{TestLattice, expose_http, http_until, scale};
 use serde_json::Value;
 use tempfile::TempDir;
 use trellis_interfaces::claims::{self, par};
+use trellis_tests::wash::{WashRun as Run, run_wash, wash_binary};
 use trellis_tests::{HostProcess, component_path};
 
 /// How long one `wash` run may take: the offline commands take milliseconds,
@@ -29,34 +30,6 @@ const WASH_DEADLINE: Duration = Duration::from_secs(60);
 /// How long an expiry of "0 days from now" may take to be in the past: the
 /// claims expire in the second they were signed.
 const EXPIRY_WAIT: Duration = Duration::from_secs(10);
-
-/// Environment variable that overrides where the `wash` binary is found.
-const WASH_BIN_ENV: &str = "WASH_BIN";
-
-/// Where `wash` is: `$WASH_BIN`, else next to the test binary's profile
-/// directory (as `tests/wash.rs` finds it).
-fn wash_binary() -> anyhow::Result<PathBuf> {
-    trellis_tests::host::workspace_binary("wash", WASH_BIN_ENV, "trellis-wash")
-}
-
-/// What one `wash` run did.
-#[derive(Debug)]
-struct Run {
-    success: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn all(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-
-    fn json(&self) -> anyhow::Result<Value> {
-        serde_json::from_str(&self.stdout)
-            .with_context(|| format!("stdout is not JSON:\n{}", self.all()))
-    }
-}
 
 /// `wash` in a scratch directory with its own keys directory and `$USER`, so
 /// nothing of the developer's `~/.wash` is read or written.
@@ -95,15 +68,7 @@ impl Wash {
             .env_remove("WASH_SUBJECT_KEY")
             .env_remove("WASH_JSON_SCHEMA")
             .kill_on_drop(true);
-        let output = tokio::time::timeout(WASH_DEADLINE, command.output())
-            .await
-            .with_context(|| format!("wash {args:?} did not finish within {WASH_DEADLINE:?}"))?
-            .with_context(|| format!("cannot run {}", self.bin.display()))?;
-        Ok(Run {
-            success: output.status.success(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        })
+        run_wash(command, args, WASH_DEADLINE).await
     }
 
     async fn ok(&self, args: &[&str]) -> anyhow::Result<Run> {
