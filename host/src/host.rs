@@ -198,6 +198,11 @@ impl Host {
                 Arc::downgrade(&inner),
                 inner.nats.clone(),
             )));
+        inner
+            .dataplane
+            .set_blobstore(Arc::new(crate::capability::blobstore::BlobstoreService::new(
+                Arc::downgrade(&inner),
+            )));
         inner.dataplane.set_http_client(Arc::new(
             crate::capability::http_client::HttpClientService::new(Arc::downgrade(&inner)),
         ));

@@ -9,7 +9,9 @@
 //! - [`http_server`]: the `wasi:http` incoming listener (`builtin://http-server`).
 //! - [`http_client`]: outgoing `wasi:http` (`builtin://http-client`), denied unless linked.
 //! - [`keyvalue`]: `wasi:keyvalue` on built-in memory or JetStream KV, or a provider.
+//! - [`blobstore`]: `wasi:blobstore` on the filesystem (`builtin://blobstore-fs`).
 
+pub mod blobstore;
 pub mod bus;
 pub mod config;
 pub mod http_client;
@@ -44,5 +46,6 @@ pub(crate) fn add_to_linker(linker: &mut Linker<InvocationState>) -> wasmtime::R
     bindings::wasi::logging::logging::add_to_linker::<_, HasSelf<InvocationState>>(linker, |s| s)?;
     bus::add_to_linker(linker)?;
     keyvalue::add_to_linker(linker)?;
+    blobstore::add_to_linker(linker)?;
     Ok(())
 }

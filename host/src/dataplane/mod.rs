@@ -52,6 +52,8 @@ pub struct DataPlane {
     served: Mutex<HashMap<String, serve::ExportServer>>,
     /// The host's `wasi:keyvalue` capability (set once at host start).
     keyvalue: OnceLock<Arc<crate::capability::keyvalue::KeyValueService>>,
+    /// The host's `wasi:blobstore` capability (set once at host start).
+    blobstore: OnceLock<Arc<crate::capability::blobstore::BlobstoreService>>,
     /// The host's outgoing `wasi:http` capability (set once at host start).
     http_client: OnceLock<Arc<crate::capability::http_client::HttpClientService>>,
     /// The policy service, set on first use when `--policy-topic` is given.
@@ -76,6 +78,7 @@ impl DataPlane {
             stats: CallStats::default(),
             served: Mutex::new(HashMap::new()),
             keyvalue: OnceLock::new(),
+            blobstore: OnceLock::new(),
             http_client: OnceLock::new(),
             policy: OnceLock::new(),
         }
@@ -98,6 +101,21 @@ impl DataPlane {
     /// The keyvalue capability, once the host has started.
     pub(crate) fn keyvalue(&self) -> Option<&Arc<crate::capability::keyvalue::KeyValueService>> {
         self.keyvalue.get()
+    }
+
+    /// Installs the blobstore capability (once, at host start).
+    pub(crate) fn set_blobstore(
+        &self,
+        blobstore: Arc<crate::capability::blobstore::BlobstoreService>,
+    ) {
+        let _ = self.blobstore.set(blobstore);
+    }
+
+    /// The blobstore capability, once the host has started.
+    pub(crate) fn blobstore(
+        &self,
+    ) -> Option<&Arc<crate::capability::blobstore::BlobstoreService>> {
+        self.blobstore.get()
     }
 
     /// Installs the outgoing HTTP capability (once, at host start).
