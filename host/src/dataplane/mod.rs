@@ -112,9 +112,7 @@ impl DataPlane {
     }
 
     /// The blobstore capability, once the host has started.
-    pub(crate) fn blobstore(
-        &self,
-    ) -> Option<&Arc<crate::capability::blobstore::BlobstoreService>> {
+    pub(crate) fn blobstore(&self) -> Option<&Arc<crate::capability::blobstore::BlobstoreService>> {
         self.blobstore.get()
     }
 
