@@ -209,17 +209,14 @@ pub struct KeyDir {
 }
 
 impl KeyDir {
-    /// `directory` (from `--directory` or `$WASH_KEYS`), else `~/.wash/keys`.
+    /// `directory` (from `--directory` or `$WASH_KEYS`), else `keys` in the
+    /// wash directory (`$WASH_HOME`, else `~/.wash`).
     pub fn resolve(directory: Option<PathBuf>) -> anyhow::Result<Self> {
         let path = match directory {
             Some(path) => path,
-            None => std::env::var_os("HOME")
-                .map(|home| PathBuf::from(home).join(".wash").join("keys"))
-                .ok_or_else(|| {
-                    anyhow!(
-                        "cannot find the keys directory: $HOME is not set; pass --directory or set ${KEYS_DIR_ENV}"
-                    )
-                })?,
+            None => crate::washdir::resolve(None)
+                .map(|dir| dir.join("keys"))
+                .map_err(|e| anyhow!("{e}; or pass --directory or set ${KEYS_DIR_ENV}"))?,
         };
         Ok(Self { path })
     }

@@ -8,7 +8,9 @@
 //! event waits that confirm acknowledged requests. Offline commands, which need
 //! no NATS: [`keys`] (with the key files in [`keydir`]), [`claims`], [`par`]
 //! and [`inspect`] (with a component's world read by [`wit`]). [`output`]
-//! renders text and JSON for all of them.
+//! renders text and JSON for all of them. [`up`] runs a local stack (NATS, wadm
+//! and a host) for `wash up` and stops it for `wash down`, keeping its files in
+//! the wash directory ([`washdir`]).
 
 mod app;
 mod claims;
@@ -26,8 +28,10 @@ mod parse;
 mod scale;
 mod start;
 mod stop;
+mod up;
 mod update;
 mod wait;
+mod washdir;
 mod wit;
 
 use std::process::ExitCode;
@@ -41,6 +45,8 @@ const ABOUT: &str =
     "wash: manage a Trellis (wasmCloud 1.x compatible) lattice from the command line";
 
 const EXAMPLES: &str = "Examples:
+  wash up -d
+  wash app deploy examples/apps/http-hello.yaml
   wash get hosts
   wash start component registry.example/acme/hello:0.1.0 hello
   wash start provider builtin://http-server web
@@ -50,6 +56,7 @@ const EXAMPLES: &str = "Examples:
   wash keys gen account --name me
   wash claims sign build/app.wasm --name app --ver 1.2.0 --issuer ~/.wash/keys/me_account.nk
   wash inspect build/app_s.wasm
+  wash down
 
 Connection flags go before the command or anywhere after a lattice command's name
 (`wash -x prod get hosts`, `wash get hosts -x prod`); they can also be set as
@@ -73,6 +80,14 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Start a local lattice: NATS (unless one runs), wadm and a host
+    #[command(
+        after_help = "Examples:\n  wash up\n  wash up -d --lattice dev -l zone=local --wadm-manifest examples/apps/http-hello.yaml\n  wash up -d --nats-port 4333 --wash-dir /tmp/stack2\n  wash up -d --nats-remote-url nats://hub.example:7422 --nats-credsfile user.creds --nats-js-domain leaf\n\nFiles (PID files, logs, nats.conf, JetStream data) live in $WASH_HOME, else ~/.wash."
+    )]
+    Up(up::UpArgs),
+    /// Stop what `wash up` started
+    #[command(after_help = "Examples:\n  wash down\n  wash down --purge-jetstream")]
+    Down(up::down::DownArgs),
     /// Show hosts, inventories, links and claims
     #[command(after_help = "Example:\n  wash get inventory")]
     Get(OnLattice<get::GetCommand>),
@@ -187,7 +202,12 @@ impl Command {
             Command::Label(c) => &mut c.connection,
             Command::App(c) => &mut c.connection,
             Command::Completions { connection, .. } => connection,
-            Command::Keys(_) | Command::Claims(_) | Command::Par(_) | Command::Inspect(_) => {
+            Command::Keys(_)
+            | Command::Claims(_)
+            | Command::Par(_)
+            | Command::Inspect(_)
+            | Command::Up(_)
+            | Command::Down(_) => {
                 return None;
             }
         })
@@ -201,7 +221,7 @@ async fn main() -> ExitCode {
         Err(error) => error.exit(),
     };
     let output = cli.output;
-    match run(cli.command).await {
+    match run(cli.command, output).await {
         Ok(report) => {
             let Some(report) = report else {
                 return ExitCode::SUCCESS;
@@ -221,8 +241,10 @@ async fn main() -> ExitCode {
 }
 
 /// Runs the command; `None` for commands that print on their own (completions).
-async fn run(command: Command) -> anyhow::Result<Option<Report>> {
+async fn run(command: Command, output: OutputKind) -> anyhow::Result<Option<Report>> {
     let report = match command {
+        Command::Up(args) => return up::run(args, output).await,
+        Command::Down(args) => up::down::run(args).await,
         Command::Completions { shell, .. } => {
             // Generated into memory: clap_complete panics on write errors, and a
             // closed pipe (`wash completions bash | head`) is not worth one.

@@ -98,6 +98,14 @@ impl Report {
         self
     }
 
+    /// Adds (or replaces) one field of the JSON document, when it is an object.
+    pub fn with_field(mut self, key: &str, value: Value) -> Self {
+        if let Value::Object(object) = &mut self.json {
+            object.insert(key.to_string(), value);
+        }
+        self
+    }
+
     /// The failure attached with [`Report::fail`], if any.
     pub fn failure(&self) -> Option<&str> {
         self.failure.as_deref()
