@@ -24,46 +24,28 @@
 //! or `cargo build --release -p trellis-host` plus the guest build).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use futures::StreamExt as _;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use trellis_interfaces::client::CtlClient;
 use trellis_interfaces::ctl::{ScaleComponentCommand, StartProviderCommand};
 use trellis_interfaces::link::Link;
 
+mod procs;
+use procs::{
+    Procs, WAIT, connect, free_port, http_get, require, root, spawn_host, start_nats, tempdir,
+    wait_hosts, wait_http,
+};
+
 const LATTICE: &str = "bench";
-const WAIT: Duration = Duration::from_secs(60);
 
 fn env_num(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-struct Procs(Vec<Child>);
-
-impl Drop for Procs {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.start_kill();
-        }
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 #[tokio::main]
@@ -81,60 +63,20 @@ async fn main() -> anyhow::Result<()> {
     let root = root();
     let trellis = root.join("target/release/trellis");
     let guests = root.join("target/guests/wasm32-wasip2/release");
-    for p in [
+    require(&[
         &trellis,
         &guests.join("pinger.wasm"),
         &guests.join("ponger.wasm"),
-    ] {
-        if !p.exists() {
-            bail!(
-                "{} is missing: build with `cargo build --release -p trellis-host` and the guest workspace",
-                p.display()
-            );
-        }
-    }
-    let work = tempdir()?;
-    let mut procs = Procs(Vec::new());
-    let nats_port = free_port()?;
-    procs.0.push(
-        Command::new("nats-server")
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &nats_port.to_string(),
-                "-js",
-                "-sd",
-            ])
-            .arg(work.join("js"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("start nats-server (is it on PATH? scripts/prereqs.sh installs it)")?,
-    );
-    let url = format!("nats://127.0.0.1:{nats_port}");
+    ])?;
+    let work = tempdir("link-calls")?;
+    let mut procs = Procs::default();
+    let url = start_nats(&mut procs, &work)?;
     let nats = connect(&url).await?;
     let ctl = CtlClient::new(nats.clone(), LATTICE.to_string());
     for name in ["a", "b"] {
-        let log = std::fs::File::create(work.join(format!("host-{name}.log")))?;
-        procs.0.push(
-            Command::new(&trellis)
-                .args([
-                    "--nats-url",
-                    &url,
-                    "--lattice",
-                    LATTICE,
-                    "--allow-file-load",
-                ])
-                .arg("--cache-dir")
-                .arg(work.join(format!("cache-{name}")))
-                .env("RUST_LOG", "warn")
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                .kill_on_drop(true)
-                .spawn()?,
-        );
+        procs
+            .0
+            .push(spawn_host(&trellis, &url, LATTICE, &work, name, &[])?);
     }
     let host_ids = wait_hosts(&ctl, 2).await?;
     let [a, b] = [0, 1].map(|i| host_ids.get(i).cloned().unwrap_or_default());
@@ -272,40 +214,6 @@ async fn respond(url: &str, subject: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn tempdir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("trellis-link-calls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
-}
-
-async fn connect(url: &str) -> anyhow::Result<async_nats::Client> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        match async_nats::connect(url).await {
-            Ok(c) => return Ok(c),
-            Err(e) if Instant::now() > deadline => return Err(e.into()),
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-}
-
-async fn wait_hosts(ctl: &CtlClient, n: usize) -> anyhow::Result<Vec<String>> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Ok(hosts) = ctl.ping_hosts().await
-            && hosts.len() >= n
-        {
-            let mut ids: Vec<String> = hosts.into_iter().map(|h| h.id).collect();
-            ids.sort();
-            return Ok(ids);
-        }
-        if Instant::now() > deadline {
-            bail!("hosts did not come up");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 async fn scale(
     ctl: &CtlClient,
     nats: &async_nats::Client,
@@ -396,41 +304,6 @@ async fn expose(ctl: &CtlClient, host: &str, component: &str) -> anyhow::Result<
         bail!("http link: {}", resp.message);
     }
     Ok(port)
-}
-
-async fn http_get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n").as_bytes(),
-    )
-    .await?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
-}
-
-async fn wait_http(port: u16, path: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Ok((200, _)) = http_get(port, path).await {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            let last = http_get(port, path).await;
-            bail!("GET {path} on {port} never answered 200: {last:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 fn percentile(sorted: &[Duration], q: f64) -> f64 {

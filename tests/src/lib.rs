@@ -24,6 +24,7 @@ pub mod host;
 pub mod nats;
 pub mod oci;
 pub mod redis;
+pub mod wadm;
 pub mod wash;
 
 use std::future::Future;
@@ -36,6 +37,7 @@ pub use guests::component_path;
 pub use host::{HostOptions, HostProcess};
 pub use nats::{NatsOptions, NatsServer};
 pub use oci::OciRegistry;
+pub use wadm::WadmProcess;
 
 /// First pause between two attempts of [`eventually`]: short, because most
 /// conditions in a test become true within a few milliseconds.

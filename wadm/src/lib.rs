@@ -8,6 +8,7 @@ pub mod observed;
 pub mod pending;
 pub mod policy;
 pub mod reconcile;
+pub mod runner;
 pub mod server;
 pub mod sim;
 pub mod status;

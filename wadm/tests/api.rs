@@ -41,7 +41,10 @@ struct Wadm {
 
 impl Wadm {
     async fn start(nats: &NatsServer, client: &async_nats::Client) -> Result<Self> {
+        // API only: these tests check what the API itself stores and publishes; the
+        // reconcile loop is tested against real hosts in tests/tests/wadm.rs.
         let child = Command::new(env!("CARGO_BIN_EXE_wadm"))
+            .arg("--api-only")
             .env("WADM_NATS_SERVER", nats.url())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())

@@ -1,11 +1,16 @@
 //! `wadm`: the Trellis application deployment manager, started like wadm 0.21
-//! (`wadm --nats-server 127.0.0.1:4222`). Today it serves the manifest store and the
-//! `wadm.api` subjects for every lattice on that NATS server; the reconcile loop is
-//! wired in later.
+//! (`wadm --nats-server 127.0.0.1:4222`). It serves the manifest store and the
+//! `wadm.api` subjects for every lattice on that NATS server, and — while it holds the
+//! lease (one active wadm per NATS server) — reconciles every lattice that has
+//! applications stored.
 
 use anyhow::Context;
 use clap::Parser;
+use std::time::Duration;
+
+use trellis_wadm::FailurePolicy;
 use trellis_wadm::api::DEFAULT_API_PREFIX;
+use trellis_wadm::runner::{LEASE_BUCKET, Runner, RunnerConfig, WorkerConfig};
 use trellis_wadm::server::{DEFAULT_MANIFEST_BUCKET, Server, ServerConfig};
 
 /// Command-line flags (names and environment variables as wadm 0.21).
@@ -29,6 +34,23 @@ struct Args {
     /// JetStream KV bucket holding the manifests.
     #[arg(long = "manifest-bucket-name", env = "WADM_MANIFEST_BUCKET_NAME", default_value = DEFAULT_MANIFEST_BUCKET)]
     manifest_bucket: String,
+    /// Silence (ms) after which a host that sends liveness beats is fenced and its
+    /// work placed elsewhere.
+    #[arg(long = "host-timeout-ms", env = "WADM_HOST_TIMEOUT_MS", default_value_t = FailurePolicy::default().host_timeout_ms)]
+    host_timeout_ms: u64,
+    /// Lease time to live (ms): how fast a standby wadm takes over from a dead one.
+    #[arg(
+        long = "lease-ttl-ms",
+        env = "WADM_LEASE_TTL_MS",
+        default_value_t = 3_000
+    )]
+    lease_ttl_ms: u64,
+    /// JetStream KV bucket holding the lease.
+    #[arg(long = "lease-bucket-name", env = "WADM_LEASE_BUCKET_NAME", default_value = LEASE_BUCKET)]
+    lease_bucket: String,
+    /// Serve the API only; never reconcile (never takes the lease).
+    #[arg(long = "api-only", env = "WADM_API_ONLY")]
+    api_only: bool,
     /// Log filter (`RUST_LOG` syntax).
     #[arg(long = "log-level", env = "RUST_LOG", default_value = "info")]
     log_level: String,
@@ -53,14 +75,62 @@ async fn main() -> anyhow::Result<()> {
         api_prefix: args.api_prefix,
         manifest_bucket: args.manifest_bucket,
     };
-    let server = Server::start(client, config)
+    let server = Server::start(client.clone(), config)
         .await
         .context("cannot start the wadm API (JetStream must be enabled on the NATS server)")?;
-    tokio::select! {
+    if args.api_only {
+        return tokio::select! {
+            result = server.serve() => result.context("wadm API stopped"),
+            _ = tokio::signal::ctrl_c() => Ok(()),
+        };
+    }
+    let runner_config = RunnerConfig {
+        worker: WorkerConfig {
+            policy: FailurePolicy {
+                host_timeout_ms: args.host_timeout_ms,
+                ..FailurePolicy::default()
+            },
+            ..WorkerConfig::default()
+        },
+        lease_bucket: args.lease_bucket,
+        lease_ttl: Duration::from_millis(args.lease_ttl_ms.max(300)),
+        ..RunnerConfig::default()
+    };
+    let runner = Runner::new(client, server.store(), server.notifier(), runner_config)
+        .await
+        .context("cannot start the reconcile loop")?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let reconciling = tokio::spawn(runner.run(async move {
+        let _ = stop_rx.await;
+    }));
+    let outcome = tokio::select! {
         result = server.serve() => result.context("wadm API stopped"),
-        _ = tokio::signal::ctrl_c() => {
-            tracing::info!("interrupted; stopping");
+        _ = shutdown_signal() => {
+            tracing::info!("stopping; releasing the lease");
             Ok(())
         }
+    };
+    let _ = stop_tx.send(());
+    match reconciling.await {
+        Ok(Err(e)) => tracing::warn!(error = %e, "reconcile loop failed"),
+        Err(e) => tracing::warn!(error = %e, "reconcile loop panicked"),
+        Ok(Ok(())) => {}
+    }
+    outcome
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
     }
 }

@@ -16,7 +16,7 @@ use futures::StreamExt;
 use tracing::{debug, info, warn};
 
 pub use handlers::{Handlers, stored_status};
-pub use notify::{NotifyError, STATUS_STREAM, status_subject};
+pub use notify::{Notifier, NotifyError, STATUS_STREAM, status_subject};
 pub use store::{DEFAULT_MANIFEST_BUCKET, ManifestStore, StoreError};
 
 use crate::api::{CONTENT_TYPE_HEADER, DEFAULT_API_PREFIX, ErrorReply};
@@ -144,6 +144,18 @@ impl Server {
             prefix,
             subscriber,
         })
+    }
+
+    /// The manifest store (shared with the reconcile loop).
+    #[must_use]
+    pub fn store(&self) -> ManifestStore {
+        self.handlers.store.clone()
+    }
+
+    /// The status publisher (shared with the reconcile loop).
+    #[must_use]
+    pub fn notifier(&self) -> Notifier {
+        self.handlers.notifier.clone()
     }
 
     /// Answers requests one at a time until the connection closes. Sequential on

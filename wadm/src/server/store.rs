@@ -87,6 +87,18 @@ impl ManifestStore {
         Ok(Self { kv })
     }
 
+    /// Every key's current value, then every change: how the reconcile loop learns of
+    /// lattices and of application changes made by any wadm process.
+    pub async fn watch(&self) -> Result<kv::Watch, StoreError> {
+        self.kv
+            .watch_with_history(">")
+            .await
+            .map_err(|e| StoreError::Read {
+                key: ">".to_string(),
+                detail: e.to_string(),
+            })
+    }
+
     /// The application `name` of `lattice` and the KV revision it was read at.
     pub async fn get(
         &self,
