@@ -198,11 +198,15 @@ impl Host {
                 Arc::downgrade(&inner),
                 inner.nats.clone(),
             )));
-        inner
-            .dataplane
-            .set_blobstore(Arc::new(crate::capability::blobstore::BlobstoreService::new(
+        inner.dataplane.set_blobstore(Arc::new(
+            crate::capability::blobstore::BlobstoreService::new(Arc::downgrade(&inner)),
+        ));
+        inner.dataplane.set_messaging(Arc::new(
+            crate::capability::messaging::MessagingService::new(
                 Arc::downgrade(&inner),
-            )));
+                inner.nats.clone(),
+            ),
+        ));
         inner.dataplane.set_http_client(Arc::new(
             crate::capability::http_client::HttpClientService::new(Arc::downgrade(&inner)),
         ));
@@ -258,6 +262,7 @@ async fn connect(url: &str, reconnected: Arc<Notify>) -> Result<async_nats::Clie
     let inner_url = url.to_string();
     async_nats::ConnectOptions::new()
         .name("wasmbus")
+        .reconnect_delay_callback(trellis_interfaces::reconnect::reconnect_delay)
         .event_callback(move |event| {
             let url = inner_url.clone();
             let reconnected = reconnected.clone();
@@ -408,6 +413,10 @@ impl HostInner {
             Err(_) => return,
         };
         self.http.apply(routes, self);
+        // Messaging subscriptions follow the same links, config and providers.
+        if let Some(messaging) = self.dataplane.messaging() {
+            messaging.reconcile(self);
+        }
     }
 
     pub fn inventory(&self) -> HostInventory {

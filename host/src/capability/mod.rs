@@ -10,6 +10,7 @@
 //! - [`http_client`]: outgoing `wasi:http` (`builtin://http-client`), denied unless linked.
 //! - [`keyvalue`]: `wasi:keyvalue` on built-in memory or JetStream KV, or a provider.
 //! - [`blobstore`]: `wasi:blobstore` on the filesystem (`builtin://blobstore-fs`).
+//! - [`messaging`]: `wasmcloud:messaging` on NATS (`builtin://messaging-nats`), or a provider.
 
 pub mod blobstore;
 pub mod bus;
@@ -18,6 +19,7 @@ pub mod http_client;
 pub mod http_server;
 pub mod keyvalue;
 pub mod logging;
+pub mod messaging;
 
 use wasmtime::component::{HasSelf, Linker};
 
@@ -47,5 +49,6 @@ pub(crate) fn add_to_linker(linker: &mut Linker<InvocationState>) -> wasmtime::R
     bus::add_to_linker(linker)?;
     keyvalue::add_to_linker(linker)?;
     blobstore::add_to_linker(linker)?;
+    messaging::add_to_linker(linker)?;
     Ok(())
 }

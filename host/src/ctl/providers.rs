@@ -1,7 +1,7 @@
 //! Provider auctions, `provider.start` and `provider.stop`.
 //!
 //! Built-in providers (`builtin://http-server`, `builtin://http-client`,
-//! `builtin://keyvalue-memory`, `builtin://keyvalue-nats`, `builtin://blobstore-fs`) run in-process and are handled
+//! `builtin://keyvalue-memory`, `builtin://keyvalue-nats`, `builtin://blobstore-fs`, `builtin://messaging-nats`) run in-process and are handled
 //! here; everything else is a provider process, handed to the host's
 //! [`ProviderSupervisor`](crate::provider::ProviderSupervisor) (fetch, spawn,
 //! supervise, stop). The host bids in auctions for the references it can run:
@@ -20,6 +20,7 @@ use crate::capability::blobstore::is_builtin_blobstore;
 use crate::capability::http_client::is_builtin_http_client;
 use crate::capability::http_server::is_builtin_http_server;
 use crate::capability::keyvalue::builtin_keyvalue;
+use crate::capability::messaging::is_builtin_messaging;
 use crate::host::{HostInner, ProviderSlot};
 use crate::provider::{ProviderRequest, ProviderSupervisor};
 
@@ -28,12 +29,13 @@ fn supported(host: &HostInner, provider_ref: &str) -> bool {
 }
 
 /// The providers that run in-process: `http-server`, `http-client`,
-/// `keyvalue-memory`, `keyvalue-nats`, `blobstore-fs`.
+/// `keyvalue-memory`, `keyvalue-nats`, `blobstore-fs`, `messaging-nats`.
 fn is_builtin(provider_ref: &str) -> bool {
     is_builtin_http_server(provider_ref)
         || is_builtin_http_client(provider_ref)
         || builtin_keyvalue(provider_ref).is_some()
         || is_builtin_blobstore(provider_ref)
+        || is_builtin_messaging(provider_ref)
 }
 
 /// Whether `id` runs here, built in or as a process (also while starting or

@@ -54,6 +54,8 @@ pub struct DataPlane {
     keyvalue: OnceLock<Arc<crate::capability::keyvalue::KeyValueService>>,
     /// The host's `wasi:blobstore` capability (set once at host start).
     blobstore: OnceLock<Arc<crate::capability::blobstore::BlobstoreService>>,
+    /// The host's `wasmcloud:messaging` capability (set once at host start).
+    messaging: OnceLock<Arc<crate::capability::messaging::MessagingService>>,
     /// The host's outgoing `wasi:http` capability (set once at host start).
     http_client: OnceLock<Arc<crate::capability::http_client::HttpClientService>>,
     /// The policy service, set on first use when `--policy-topic` is given.
@@ -79,6 +81,7 @@ impl DataPlane {
             served: Mutex::new(HashMap::new()),
             keyvalue: OnceLock::new(),
             blobstore: OnceLock::new(),
+            messaging: OnceLock::new(),
             http_client: OnceLock::new(),
             policy: OnceLock::new(),
         }
@@ -114,6 +117,19 @@ impl DataPlane {
     /// The blobstore capability, once the host has started.
     pub(crate) fn blobstore(&self) -> Option<&Arc<crate::capability::blobstore::BlobstoreService>> {
         self.blobstore.get()
+    }
+
+    /// Installs the messaging capability (once, at host start).
+    pub(crate) fn set_messaging(
+        &self,
+        messaging: Arc<crate::capability::messaging::MessagingService>,
+    ) {
+        let _ = self.messaging.set(messaging);
+    }
+
+    /// The messaging capability, once the host has started.
+    pub(crate) fn messaging(&self) -> Option<&Arc<crate::capability::messaging::MessagingService>> {
+        self.messaging.get()
     }
 
     /// Installs the outgoing HTTP capability (once, at host start).

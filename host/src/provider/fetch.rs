@@ -52,7 +52,7 @@ pub(super) enum FetchError {
     Artifact(#[from] ArtifactError),
     /// A `builtin://` name this host does not have.
     #[error(
-        "`{0}` is not a built-in provider of this host (it has `builtin://http-server`, `builtin://http-client`, `builtin://keyvalue-memory`, `builtin://keyvalue-nats`, `builtin://blobstore-fs`)"
+        "`{0}` is not a built-in provider of this host (it has `builtin://http-server`, `builtin://http-client`, `builtin://keyvalue-memory`, `builtin://keyvalue-nats`, `builtin://blobstore-fs`, `builtin://messaging-nats`)"
     )]
     UnknownBuiltin(String),
     /// Not a readable tar archive.
