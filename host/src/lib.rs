@@ -11,6 +11,7 @@ mod heartbeat;
 mod host;
 pub mod lattice;
 mod names;
+pub mod observability;
 pub mod policy;
 pub mod provider;
 pub mod runtime;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use trellis_host::observability::{self, Identity, LogSettings, OtelSettings};
 use trellis_host::{Host, HostConfig};
 
 #[derive(Parser, Debug)]
@@ -117,6 +118,30 @@ struct Args {
     /// Log level (error, warn, info, debug, trace) [default info]
     #[arg(long)]
     log_level: Option<String>,
+    /// Export traces and metrics over OTLP (see docs/observability.md) [env WASMCLOUD_OBSERVABILITY_ENABLED]
+    #[arg(long)]
+    enable_observability: bool,
+    /// Export traces (true/false), whatever --enable-observability says [env WASMCLOUD_TRACING_ENABLED]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    enable_traces: Option<bool>,
+    /// Export metrics (true/false), whatever --enable-observability says [env WASMCLOUD_METRICS_ENABLED]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    enable_metrics: Option<bool>,
+    /// Collector base URL for every signal (`/v1/traces`, `/v1/metrics` appended) [default: OTEL_EXPORTER_OTLP_* variables, else http://localhost:4318]
+    #[arg(long)]
+    override_observability_endpoint: Option<String>,
+    /// Full OTLP traces URL [default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else the base URL + /v1/traces]
+    #[arg(long)]
+    override_traces_endpoint: Option<String>,
+    /// Full OTLP metrics URL [default: OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, else the base URL + /v1/metrics]
+    #[arg(long)]
+    override_metrics_endpoint: Option<String>,
+    /// OTLP protocol: http (protobuf; collector port 4318) or grpc (not built in: export is then off) [default http]
+    #[arg(long)]
+    observability_protocol: Option<observability::OtelProtocol>,
+    /// Most verbose span level exported (error, warn, info, debug, trace) [default info]
+    #[arg(long)]
+    trace_level: Option<String>,
 }
 
 /// Flag, else `TRELLIS_{name}`, else `WASMCLOUD_{name}`.
@@ -186,7 +211,36 @@ fn allowed_issuers(flag: Vec<String>) -> anyhow::Result<Vec<String>> {
     Ok(keys)
 }
 
-fn config(args: Args) -> anyhow::Result<(HostConfig, bool, String)> {
+/// What `init` needs besides the host's own config.
+struct Telemetry {
+    logs: LogSettings,
+    otel: OtelSettings,
+}
+
+fn telemetry(args: &mut Args) -> anyhow::Result<Telemetry> {
+    let structured = env_flag(args.enable_structured_logging, "ENABLE_STRUCTURED_LOGGING")?;
+    let level = env_or(args.log_level.take(), "LOG_LEVEL")?.unwrap_or_else(|| "info".into());
+    let otel = OtelSettings {
+        enable_observability: env_flag(args.enable_observability, "OBSERVABILITY_ENABLED")?,
+        enable_traces: env_or(args.enable_traces, "TRACING_ENABLED")?,
+        enable_metrics: env_or(args.enable_metrics, "METRICS_ENABLED")?,
+        observability_endpoint: env_or(
+            args.override_observability_endpoint.take(),
+            "OBSERVABILITY_ENDPOINT",
+        )?,
+        traces_endpoint: env_or(args.override_traces_endpoint.take(), "TRACING_ENDPOINT")?,
+        metrics_endpoint: env_or(args.override_metrics_endpoint.take(), "METRICS_ENDPOINT")?,
+        protocol: env_or(args.observability_protocol, "OBSERVABILITY_PROTOCOL")?
+            .unwrap_or_default(),
+        trace_level: env_or(args.trace_level.take(), "TRACE_LEVEL")?,
+    };
+    Ok(Telemetry {
+        logs: LogSettings { structured, level },
+        otel,
+    })
+}
+
+fn config(args: Args) -> anyhow::Result<HostConfig> {
     let nats_url = match env_or(args.nats_url, "NATS_URL")? {
         Some(url) => url,
         None => {
@@ -282,31 +336,33 @@ fn config(args: Args) -> anyhow::Result<(HostConfig, bool, String)> {
     if let Some(ms) = env_or(args.policy_timeout_ms, "POLICY_TIMEOUT_MS")? {
         c.policy.timeout = Duration::from_millis(ms);
     }
-    let structured = env_flag(args.enable_structured_logging, "ENABLE_STRUCTURED_LOGGING")?;
-    let level = env_or(args.log_level, "LOG_LEVEL")?.unwrap_or_else(|| "info".into());
-    Ok((c, structured, level))
+    Ok(c)
 }
 
-fn init_logging(structured: bool, level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("{level},cranelift=warn,wasmtime=warn"))
-    });
-    use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    if structured {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+/// The host's identity before it starts: its seed is generated here when
+/// none is given, so spans and metrics carry the host id from the first one.
+fn identity(config: &mut HostConfig) -> anyhow::Result<Identity> {
+    let key = match &config.host_seed {
+        Some(seed) => nkeys::KeyPair::from_seed(seed).context("invalid --host-seed")?,
+        None => {
+            let key = nkeys::KeyPair::new_server();
+            config.host_seed = Some(key.seed().context("cannot encode the host seed")?);
+            key
+        }
+    };
+    Ok(Identity {
+        host_id: key.public_key(),
+        lattice: config.lattice.clone(),
+    })
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let (config, structured, level) = config(Args::parse())?;
-    init_logging(structured, &level);
+    let mut args = Args::parse();
+    let telemetry = telemetry(&mut args)?;
+    let mut config = config(args)?;
+    let identity = identity(&mut config)?;
+    let _guard = observability::init(&telemetry.logs, &telemetry.otel, identity)?;
     let mut host = Host::start(config).await.context("host failed to start")?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot install SIGTERM handler")?;

@@ -23,11 +23,14 @@ use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
+use tracing::Instrument as _;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::host::{HostInner, ProviderSlot};
 use crate::lattice::LatticeView;
+use crate::observability::spans;
 use crate::runtime::error_status;
+use crate::runtime::state::TraceContext;
 
 /// Names under which the built-in HTTP server can be started.
 pub const BUILTIN_NAME: &str = "http-server";
@@ -297,6 +300,8 @@ async fn accept_loop(
     }
 }
 
+/// Handles one request under its `http.server.request` span (a child of the
+/// request's `traceparent`, if any, else a new trace).
 async fn handle(
     req: hyper::Request<hyper::body::Incoming>,
     routes: &RwLock<ListenerRoutes>,
@@ -306,6 +311,25 @@ async fn handle(
         .read()
         .ok()
         .and_then(|r| r.route(req.uri().path(), req.headers()).map(str::to_string));
+    if !crate::observability::traces_enabled() {
+        return route(req, target, host, &tracing::Span::none()).await;
+    }
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let trace = TraceContext::from_headers(header("traceparent"), header("tracestate"));
+    let span = spans::http_ingress(req.method(), req.uri().path(), trace.as_ref());
+    let resp = route(req, target.clone(), host, &span)
+        .instrument(span.clone())
+        .await;
+    spans::http_response(&span, target.as_deref(), resp.status().as_u16());
+    resp
+}
+
+async fn route(
+    req: hyper::Request<hyper::body::Incoming>,
+    target: Option<String>,
+    host: &Weak<HostInner>,
+    span: &tracing::Span,
+) -> hyper::Response<HyperOutgoingBody> {
     let Some(target) = target else {
         return plain(
             http::StatusCode::NOT_FOUND,
@@ -318,7 +342,7 @@ async fn handle(
             format!("component `{target}` is not running on this host\n"),
         );
     };
-    match component.handle_http(req).await {
+    match component.handle_http_under(req, span).await {
         Ok(resp) => resp,
         Err(e) => plain(error_status(&e), format!("{e}\n")),
     }

@@ -10,9 +10,12 @@ use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::{Component, InstancePre, Linker, ResourceType, Val};
 use wasmtime::{Engine, StoreContextMut};
 
+use tracing::Instrument as _;
+
 use super::DataPlane;
 use super::exports::value_only;
 use super::links::{default_link_name, unversioned};
+use crate::observability::spans;
 use crate::runtime::component::ComponentError;
 use crate::runtime::state::{CallScope, InvocationState, MAX_CALL_DEPTH};
 
@@ -185,41 +188,66 @@ async fn route(
             f.func
         );
     }
+    let local = if f.value_only {
+        dp.local_target(&target)
+            .filter(|local| local.exports().get(&f.instance, &f.func).is_some())
+    } else {
+        None
+    };
+    let span = spans::link_call(
+        &state.scope.span,
+        spans::LinkCall {
+            source_id: &f.source_id,
+            target_id: &target,
+            link_name: &link_name,
+            interface: &f.instance,
+            function: &f.func,
+            path: if local.is_some() {
+                spans::CallPath::Local
+            } else {
+                spans::CallPath::Lattice
+            },
+        },
+    );
     let scope = CallScope {
         source_id: Some(f.source_id.clone()),
         link_name: Some(link_name),
         deadline: state.scope.deadline,
         depth: state.scope.depth + 1,
         trace: state.scope.trace.clone(),
+        span: span.clone(),
     };
-    if f.value_only
-        && let Some(local) = dp.local_target(&target)
-        && local.exports().get(&f.instance, &f.func).is_some()
-    {
+    let result = if let Some(local) = local {
         dp.count_local();
-        return local
+        local
             .call_local(scope, &f.instance, &f.func, params, results)
+            .instrument(span.clone())
             .await
-            .map_err(wasmtime::Error::msg);
-    }
-    if !f.value_only {
-        wasmtime::bail!(
+            .map_err(wasmtime::Error::msg)
+    } else if !f.value_only {
+        Err(wasmtime::format_err!(
             "`{}.{}` passes resources, futures or streams, which cannot cross hosts yet",
             f.instance,
             f.func
-        );
+        ))
+    } else {
+        dp.count_lattice();
+        super::remote::call(
+            &mut store,
+            dp,
+            &target,
+            f.instance.as_ref(),
+            &f.func,
+            &ty,
+            scope,
+            params,
+            results,
+        )
+        .instrument(span.clone())
+        .await
+    };
+    if let Err(e) = &result {
+        spans::fail(&span, e);
     }
-    dp.count_lattice();
-    super::remote::call(
-        &mut store,
-        dp,
-        &target,
-        f.instance.as_ref(),
-        &f.func,
-        &ty,
-        scope,
-        params,
-        results,
-    )
-    .await
+    result
 }

@@ -61,7 +61,11 @@ pub(crate) async fn call(
             .clone()
             .unwrap_or_else(|| super::links::default_link_name().into()),
     );
-    if let Some(trace) = &scope.trace {
+    // With traces on, the receiver's spans become children of this call's
+    // `link.call` span; otherwise the caller's own context is passed on as
+    // received.
+    let outgoing = crate::observability::spans::outgoing_trace(&scope.span);
+    if let Some(trace) = outgoing.as_ref().or(scope.trace.as_deref()) {
         headers.insert(
             trellis_wrpc::headers::TRACEPARENT,
             trace.traceparent.as_str(),

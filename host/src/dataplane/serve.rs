@@ -8,11 +8,41 @@ use std::sync::Arc;
 
 use futures::StreamExt as _;
 use tokio::task::JoinHandle;
+use tracing::Instrument as _;
 use wrpc_transport::Serve as _;
 
 use super::DataPlane;
+use crate::observability::spans;
 use crate::runtime::RunningComponent;
 use crate::runtime::component::InvokeError;
+use crate::runtime::state::TraceContext;
+
+/// The `lattice.serve` span of one incoming call, a child of the caller's
+/// span named by the message's `traceparent`.
+fn served_span(
+    cx: &trellis_wrpc::ServeContext,
+    id: &str,
+    instance: &str,
+    func: &str,
+) -> tracing::Span {
+    if !crate::observability::traces_enabled() {
+        return tracing::Span::none();
+    }
+    let trace = TraceContext::from_headers(
+        cx.header(trellis_wrpc::headers::TRACEPARENT),
+        cx.header(trellis_wrpc::headers::TRACESTATE),
+    );
+    spans::lattice_serve(
+        spans::ServedCall {
+            component_id: id,
+            source_id: cx.source_id(),
+            link_name: cx.link_name(),
+            interface: instance,
+            function: func,
+        },
+        trace.as_ref(),
+    )
+}
 
 /// The subscriptions of one component; dropping it unsubscribes.
 pub(crate) struct ExportServer {
@@ -69,19 +99,21 @@ impl ExportServer {
                     let id = id.clone();
                     let instance = instance.clone();
                     let func = func.clone();
-                    tokio::spawn(async move {
+                    let span = served_span(&cx, &id, &instance, &func);
+                    let task = async move {
                         let reporter = tx.reporter();
+                        let span = tracing::Span::current();
                         let Some(current) = dp.current(&id) else {
-                            reporter.fail(
-                                trellis_wrpc::RemoteErrorKind::Stopping,
-                                format!("component `{id}` no longer runs on this host"),
-                            );
+                            let message = format!("component `{id}` no longer runs on this host");
+                            spans::fail(&span, &message);
+                            reporter.fail(trellis_wrpc::RemoteErrorKind::Stopping, message);
                             return;
                         };
                         if let Some(policy) = dp.policy()
                             && let Err(denial) =
                                 policy.check_invocation(&current, &instance, &func).await
                         {
+                            spans::fail(&span, &denial);
                             reporter.fail(
                                 trellis_wrpc::RemoteErrorKind::Internal,
                                 denial.to_string(),
@@ -89,10 +121,15 @@ impl ExportServer {
                             return;
                         }
                         dp.count_served();
-                        if let Err(e) = current.serve_call(cx, &instance, &func, tx, rx).await {
+                        if let Err(e) = current
+                            .serve_call(cx, &instance, &func, (tx, rx), &span)
+                            .await
+                        {
+                            spans::fail(&span, &e);
                             reporter.fail(remote_kind(&e), e.to_string());
                         }
-                    });
+                    };
+                    tokio::spawn(task.instrument(span));
                 }
             }));
         }

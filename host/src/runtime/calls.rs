@@ -2,16 +2,41 @@
 //! component on this host (the in-process fast path: plain [`Val`]s, no
 //! encoding) and from the lattice (wRPC-encoded, through `trellis-wrpc`).
 
+use tracing::Instrument as _;
 use wasmtime::component::{Type, Val};
 
 use super::component::{InvokeError, RunningComponent};
 use super::state::CallScope;
+use crate::observability::metrics::InvocationMetrics;
+use crate::observability::spans;
 
 impl RunningComponent {
     /// Calls `instance.func` with `params`, writing into the caller's
     /// `results`. wasmtime type-checks the values against this component's
     /// own types (record fields and cases by name).
     pub async fn call_local(
+        &self,
+        mut scope: CallScope,
+        instance: &str,
+        func: &str,
+        params: &[Val],
+        results: &mut [Val],
+    ) -> Result<(), InvokeError> {
+        let span = spans::invoke(&scope.span, &self.id, instance, func);
+        scope.span = span.clone();
+        let metrics = InvocationMetrics::start(&self.id, self.image_ref(), instance, func);
+        let result = self
+            .call_local_in(scope, instance, func, params, results)
+            .instrument(span.clone())
+            .await;
+        if let Err(e) = &result {
+            spans::fail(&span, e);
+        }
+        metrics.finish(result.is_ok());
+        result
+    }
+
+    async fn call_local_in(
         &self,
         mut scope: CallScope,
         instance: &str,
@@ -45,14 +70,37 @@ impl RunningComponent {
     }
 
     /// Runs one call that arrived over the lattice: decodes the parameters
-    /// from `rx`, calls, encodes the results to `tx`.
+    /// from `rx`, calls, encodes the results to `tx`. Its `component.invoke`
+    /// span is a child of `parent` (the `lattice.serve` span).
     pub async fn serve_call(
+        &self,
+        cx: trellis_wrpc::ServeContext,
+        instance: &str,
+        func: &str,
+        (tx, rx): (trellis_wrpc::ResultWriter, trellis_wrpc::ParamReader),
+        parent: &tracing::Span,
+    ) -> Result<(), InvokeError> {
+        let span = spans::invoke(parent, &self.id, instance, func);
+        let metrics = InvocationMetrics::start(&self.id, self.image_ref(), instance, func);
+        let result = self
+            .serve_call_in(cx, instance, func, tx, rx, span.clone())
+            .instrument(span.clone())
+            .await;
+        if let Err(e) = &result {
+            spans::fail(&span, e);
+        }
+        metrics.finish(result.is_ok());
+        result
+    }
+
+    async fn serve_call_in(
         &self,
         cx: trellis_wrpc::ServeContext,
         instance: &str,
         func: &str,
         tx: trellis_wrpc::ResultWriter,
         rx: trellis_wrpc::ParamReader,
+        span: tracing::Span,
     ) -> Result<(), InvokeError> {
         let export = self
             .exports()
@@ -70,6 +118,7 @@ impl RunningComponent {
                 cx.header(trellis_wrpc::headers::TRACESTATE),
             )
             .map(std::sync::Arc::new),
+            span,
         };
         let budget = scope.remaining();
         if budget.is_zero() {

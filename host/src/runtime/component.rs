@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use http_body_util::BodyExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument as _;
 use trellis_interfaces::claims::{Claims, Component as ComponentMetadata};
 use wasmtime::Store;
 use wasmtime::component::{Component, InstancePre};
@@ -17,6 +18,11 @@ use super::engine::Runtime;
 use super::state::{CallScope, InvocationState};
 use crate::dataplane::DataPlane;
 use crate::dataplane::exports::ExportTable;
+use crate::observability::metrics::InvocationMetrics;
+use crate::observability::spans;
+
+/// The export an HTTP request invokes, as `wit.interface` / `wit.function`.
+const HTTP_HANDLER: (&str, &str) = ("wasi:http/incoming-handler@0.2.0", "handle");
 
 /// A component's merged named config, shared by every generation of a running
 /// component and refreshed when `CONFIGDATA` changes.
@@ -362,13 +368,32 @@ impl RunningComponent {
         &self,
         req: hyper::Request<hyper::body::Incoming>,
     ) -> Result<hyper::Response<HyperOutgoingBody>, InvokeError> {
+        self.handle_http_under(req, &tracing::Span::none()).await
+    }
+
+    /// [`handle_http`](Self::handle_http) with the invocation's
+    /// `component.invoke` span a child of `parent` (the ingress span).
+    pub async fn handle_http_under(
+        &self,
+        req: hyper::Request<hyper::body::Incoming>,
+        parent: &tracing::Span,
+    ) -> Result<hyper::Response<HyperOutgoingBody>, InvokeError> {
         let Some(proxy) = self.proxy.clone() else {
             return Err(InvokeError::NotExported {
                 component_id: self.id.to_string(),
                 export: "wasi:http/incoming-handler".into(),
             });
         };
-        let permits = self.acquire().await?;
+        let span = spans::invoke(parent, &self.id, HTTP_HANDLER.0, HTTP_HANDLER.1);
+        let metrics =
+            InvocationMetrics::start(&self.id, &self.image_ref, HTTP_HANDLER.0, HTTP_HANDLER.1);
+        let permits = match self.acquire().await {
+            Ok(permits) => permits,
+            Err(e) => {
+                spans::fail(&span, &e);
+                return Err(e);
+            }
+        };
         let trap = |e: wasmtime::Error| InvokeError::Trap {
             component_id: self.id.to_string(),
             message: format!("{e:#}"),
@@ -378,6 +403,7 @@ impl RunningComponent {
         scope.trace =
             super::state::TraceContext::from_headers(header("traceparent"), header("tracestate"))
                 .map(Arc::new);
+        scope.span = span.clone();
         let mut store = self.new_store_in(scope);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = req.map(|body| body.map_err(hyper_request_error));
@@ -393,31 +419,36 @@ impl RunningComponent {
             .map_err(trap)?;
         let deadline = self.max_execution_time;
         let id = self.id.clone();
-        let task = tokio::spawn(async move {
-            let _permits = permits;
-            let call = async {
-                let proxy = proxy.instantiate_async(&mut store).await?;
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, req, out)
-                    .await
-            };
-            let result = match tokio::time::timeout(deadline, call).await {
-                Ok(r) => r,
-                Err(_) => Err(wasmtime::Error::msg(format!(
-                    "invocation exceeded the execution limit of {} ms",
-                    deadline.as_millis()
-                ))),
-            };
-            if let Err(e) = &result {
-                tracing::warn!(
-                    component_id = &*id,
-                    error = format!("{e:#}"),
-                    "invocation failed"
-                );
+        let task = tokio::spawn(
+            async move {
+                let _permits = permits;
+                let call = async {
+                    let proxy = proxy.instantiate_async(&mut store).await?;
+                    proxy
+                        .wasi_http_incoming_handler()
+                        .call_handle(&mut store, req, out)
+                        .await
+                };
+                let result = match tokio::time::timeout(deadline, call).await {
+                    Ok(r) => r,
+                    Err(_) => Err(wasmtime::Error::msg(format!(
+                        "invocation exceeded the execution limit of {} ms",
+                        deadline.as_millis()
+                    ))),
+                };
+                if let Err(e) = &result {
+                    tracing::warn!(
+                        component_id = &*id,
+                        error = format!("{e:#}"),
+                        "invocation failed"
+                    );
+                    spans::fail(&tracing::Span::current(), &format_args!("{e:#}"));
+                }
+                metrics.finish(result.is_ok());
+                result
             }
-            result
-        });
+            .instrument(span),
+        );
         match receiver.await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(code)) => Err(InvokeError::Trap {

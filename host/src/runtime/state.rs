@@ -58,6 +58,11 @@ pub struct CallScope {
     /// invocation serves, passed on to the calls it makes so a trace spans
     /// hosts.
     pub trace: Option<Arc<TraceContext>>,
+    /// The span this invocation's work is recorded under (its
+    /// `component.invoke` span once running); [`tracing::Span::none`] while
+    /// traces are off. Outgoing calls are its children, whatever link name
+    /// `set-link-name` picked.
+    pub span: tracing::Span,
 }
 
 /// W3C trace-context headers, as received.
@@ -99,6 +104,7 @@ impl CallScope {
             deadline: Instant::now() + limit,
             depth: 0,
             trace: None,
+            span: tracing::Span::none(),
         }
     }
 
