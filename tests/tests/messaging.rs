@@ -39,19 +39,15 @@ async fn ask(client: &async_nats::Client, subject: &str, body: &str) -> anyhow::
     Ok(String::from_utf8_lossy(&reply.payload).into_owned())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn echo_over_a_real_subject() {
-    let mut l = TestLattice::start().await.unwrap();
-    let host = l.host().await.unwrap();
-    scale(&mut l, host.id(), &echo_image(), "echo", 4)
-        .await
-        .unwrap();
+/// Starts provider `provider_ref` as `messaging` on `provider_host` and
+/// waits for it.
+async fn start_messaging(l: &mut TestLattice, provider_host: &str, provider_ref: &str) {
     let resp = l
         .ctl
         .start_provider(&StartProviderCommand {
             provider_id: "messaging".into(),
-            provider_ref: "builtin://messaging-nats".into(),
-            host_id: host.id().into(),
+            provider_ref: provider_ref.into(),
+            host_id: provider_host.into(),
             ..Default::default()
         })
         .await
@@ -65,6 +61,44 @@ async fn echo_over_a_real_subject() {
         )
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn echo_over_a_real_subject() {
+    let mut l = TestLattice::start().await.unwrap();
+    let host = l.host().await.unwrap();
+    scale(&mut l, host.id(), &echo_image(), "echo", 4)
+        .await
+        .unwrap();
+    start_messaging(&mut l, host.id(), "builtin://messaging-nats").await;
+    echo_round_trip(&l).await;
+}
+
+/// The same component and links, served by the `messaging-nats-provider`
+/// process on another host: deliveries and the component's publishes both
+/// cross hosts over wRPC (`wasmcloud:messaging/{handler,consumer}@0.2.0`).
+#[tokio::test(flavor = "multi_thread")]
+async fn echo_through_the_messaging_nats_provider_process() {
+    let mut l = TestLattice::start().await.unwrap();
+    let a = l.host().await.unwrap();
+    let b = l.host().await.unwrap();
+    scale(&mut l, a.id(), &echo_image(), "echo", 4)
+        .await
+        .unwrap();
+    let path = trellis_tests::host::workspace_binary(
+        "messaging-nats-provider",
+        "MESSAGING_NATS_PROVIDER_BIN",
+        "messaging-nats-provider",
+    )
+    .unwrap();
+    start_messaging(&mut l, b.id(), &format!("file://{}", path.display())).await;
+    echo_round_trip(&l).await;
+}
+
+/// Links `messaging` and `echo` both ways (subscriptions `echo.>`,
+/// `jobs|workers` and a bad entry) and checks the echo, the wildcard rule
+/// and that deleting the handler link unsubscribes.
+async fn echo_round_trip(l: &TestLattice) {
     // `bad.>.x` is not a valid subscription; `echo.>` still runs.
     let subs = HashMap::from([(
         "subscriptions".to_string(),
