@@ -225,6 +225,49 @@ impl Lattice {
         }
     }
 
+    /// The result of a request addressed to `host_id`, with a failure
+    /// explained; when no such host answers, the error lists those that do.
+    pub async fn on_host<T>(
+        &self,
+        host_id: &str,
+        result: Result<T, CtlClientError>,
+    ) -> anyhow::Result<T> {
+        match result {
+            Ok(value) => Ok(value),
+            Err(error) if error.kind() == CtlClientErrorKind::NoResponders => {
+                Err(self.unknown_host(host_id).await)
+            }
+            Err(error) => Err(self.explain(error, Target::Host(host_id))),
+        }
+    }
+
+    /// "No host `id`", with the ids of the hosts that do answer.
+    async fn unknown_host(&self, host_id: &str) -> anyhow::Error {
+        let lattice = self.name();
+        let url = &self.url;
+        match self.ctl.ping_hosts().await {
+            Ok(hosts) if !hosts.is_empty() => {
+                let mut ids: Vec<String> = hosts
+                    .iter()
+                    .map(|h| format!("{} ({})", h.id, h.friendly_name))
+                    .collect();
+                ids.sort();
+                anyhow!(
+                    "no host `{host_id}` on lattice `{lattice}` at {url}; the hosts that answer are: {} \
+                     (`wash get hosts` shows their labels)",
+                    ids.join(", ")
+                )
+            }
+            Ok(_) => anyhow!(
+                "no host `{host_id}` on lattice `{lattice}` at {url}, and no other host answers either: \
+                 start one with `wash up` or `trellis --nats-url {url} --lattice {lattice}`"
+            ),
+            Err(_) => anyhow!(
+                "no host `{host_id}` on lattice `{lattice}` at {url}: `wash get hosts` lists the hosts that answer"
+            ),
+        }
+    }
+
     /// Every host that answers a ping; none at all is an error.
     pub async fn hosts(&self) -> anyhow::Result<Vec<Host>> {
         let mut hosts = self
@@ -241,10 +284,8 @@ impl Lattice {
 
     /// One host's inventory.
     pub async fn inventory(&self, host_id: &str) -> anyhow::Result<HostInventory> {
-        self.ctl
-            .get_host_inventory(host_id)
-            .await
-            .map_err(|e| self.explain(e, Target::Host(host_id)))
+        let inventory = self.ctl.get_host_inventory(host_id).await;
+        self.on_host(host_id, inventory).await
     }
 
     /// The inventory of every host that answers a ping, in host-id order.
@@ -270,7 +311,12 @@ impl Lattice {
             })
             .await?;
         if found.is_empty() {
-            return Err(not_running("component", id, self.name(), host_id));
+            let running = self
+                .find(host_id, |inv| {
+                    Some(inv.components.iter().map(|c| c.id.clone()).collect())
+                })
+                .await?;
+            return Err(not_running("component", id, self.name(), host_id, running));
         }
         Ok(found)
     }
@@ -287,7 +333,12 @@ impl Lattice {
             })
             .await?;
         if found.is_empty() {
-            return Err(not_running("provider", id, self.name(), host_id));
+            let running = self
+                .find(host_id, |inv| {
+                    Some(inv.providers.iter().map(|p| p.id.clone()).collect())
+                })
+                .await?;
+            return Err(not_running("provider", id, self.name(), host_id, running));
         }
         Ok(found)
     }
@@ -308,13 +359,27 @@ impl Lattice {
     }
 }
 
-fn not_running(kind: &str, id: &str, lattice: &str, host_id: Option<&str>) -> anyhow::Error {
+fn not_running(
+    kind: &str,
+    id: &str,
+    lattice: &str,
+    host_id: Option<&str>,
+    running: Vec<(String, Vec<String>)>,
+) -> anyhow::Error {
+    let mut ids: Vec<String> = running.into_iter().flat_map(|(_, ids)| ids).collect();
+    ids.sort();
+    ids.dedup();
+    let running = if ids.is_empty() {
+        format!("no {kind} runs there")
+    } else {
+        format!("the {kind}s running there are: {}", ids.join(", "))
+    };
     match host_id {
         Some(host) => anyhow!(
-            "{kind} `{id}` is not running on host `{host}`: `wash get inventory {host}` shows what runs there"
+            "{kind} `{id}` is not running on host `{host}` ({running}): `wash get inventory {host}` shows what runs there"
         ),
         None => anyhow!(
-            "{kind} `{id}` is not running on any host of lattice `{lattice}`: `wash get inventory` shows what runs where"
+            "{kind} `{id}` is not running on any host of lattice `{lattice}` ({running}): `wash get inventory` shows what runs where"
         ),
     }
 }
@@ -380,9 +445,15 @@ mod tests {
 
     #[test]
     fn not_running_says_where_it_looked() {
-        let e = not_running("component", "hello", "default", Some("NH"));
+        let e = not_running("component", "hello", "default", Some("NH"), vec![]);
         assert!(e.to_string().contains("host `NH`"), "{e}");
-        let e = not_running("provider", "web", "prod", None);
+        assert!(e.to_string().contains("no component runs there"), "{e}");
+        let running = vec![
+            ("NA".to_string(), vec!["b".to_string(), "a".to_string()]),
+            ("NB".to_string(), vec!["a".to_string()]),
+        ];
+        let e = not_running("provider", "web", "prod", None, running);
         assert!(e.to_string().contains("lattice `prod`"), "{e}");
+        assert!(e.to_string().contains("running there are: a, b"), "{e}");
     }
 }

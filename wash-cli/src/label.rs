@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use clap::Args;
 use serde_json::json;
 
-use crate::ctl::{Lattice, Target};
+use crate::ctl::Lattice;
 use crate::output::{Report, labels};
 
 /// `wash label`.
@@ -55,8 +55,8 @@ pub async fn run(lattice: &Lattice, args: LabelArgs) -> anyhow::Result<Report> {
         let reply = match &change {
             LabelChange::Set(key, value) => lattice.ctl.put_label(host, key, value).await,
             LabelChange::Remove(key) => lattice.ctl.delete_label(host, key).await,
-        }
-        .map_err(|e| lattice.explain(e, Target::Host(host)))?;
+        };
+        let reply = lattice.on_host(host, reply).await?;
         warnings.push(reply.message);
         match change {
             LabelChange::Set(key, value) => {

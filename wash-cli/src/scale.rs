@@ -9,7 +9,7 @@ use serde_json::json;
 use trellis_interfaces::ctl::ScaleComponentCommand;
 use trellis_interfaces::event::LatticeEvent;
 
-use crate::ctl::{Lattice, Target};
+use crate::ctl::Lattice;
 use crate::output::Report;
 use crate::parse;
 use crate::wait::{EventWait, Settled};
@@ -120,11 +120,8 @@ pub async fn scale(
     };
     let mut warnings = Vec::new();
     for command in &commands {
-        let reply = lattice
-            .ctl
-            .scale_component(command)
-            .await
-            .map_err(|e| lattice.explain(e, Target::Host(&command.host_id)))?;
+        let reply = lattice.ctl.scale_component(command).await;
+        let reply = lattice.on_host(&command.host_id, reply).await?;
         if !reply.message.is_empty() {
             warnings.push(format!("host `{}`: {}", command.host_id, reply.message));
         }

@@ -214,11 +214,8 @@ async fn provider(
         config: args.config,
         annotations: None,
     };
-    let reply = lattice
-        .ctl
-        .start_provider(&command)
-        .await
-        .map_err(|e| lattice.explain(e, Target::Host(&host_id)))?;
+    let reply = lattice.ctl.start_provider(&command).await;
+    let reply = lattice.on_host(&host_id, reply).await?;
     if let Some(events) = events.as_mut() {
         let deadline = Duration::from_millis(args.wait_timeout_ms);
         let outcome = events

@@ -10,7 +10,7 @@ use serde_json::json;
 use trellis_interfaces::ctl::{ScaleComponentCommand, StopProviderCommand};
 use trellis_interfaces::event::LatticeEvent;
 
-use crate::ctl::{Lattice, Target};
+use crate::ctl::Lattice;
 use crate::output::Report;
 use crate::parse;
 use crate::scale;
@@ -153,11 +153,8 @@ async fn provider(lattice: &Lattice, args: StopProviderArgs) -> anyhow::Result<R
             host_id: host_id.clone(),
             provider_id: args.provider_id.clone(),
         };
-        let reply = lattice
-            .ctl
-            .stop_provider(&command)
-            .await
-            .map_err(|e| lattice.explain(e, Target::Host(host_id)))?;
+        let reply = lattice.ctl.stop_provider(&command).await;
+        let reply = lattice.on_host(host_id, reply).await?;
         if !reply.message.is_empty() {
             warnings.push(format!("host `{host_id}`: {}", reply.message));
         }
@@ -200,8 +197,8 @@ async fn host(lattice: &Lattice, args: StopHostArgs) -> anyhow::Result<Report> {
             &args.host_id,
             Some(Duration::from_millis(args.host_timeout)),
         )
-        .await
-        .map_err(|e| lattice.explain(e, Target::Host(&args.host_id)))?;
+        .await;
+    let reply = lattice.on_host(&args.host_id, reply).await?;
     if let Some(events) = events.as_mut() {
         let deadline = Duration::from_millis(args.wait_timeout_ms);
         let outcome = events

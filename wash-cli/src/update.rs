@@ -9,7 +9,7 @@ use serde_json::json;
 use trellis_interfaces::ctl::UpdateComponentCommand;
 use trellis_interfaces::event::LatticeEvent;
 
-use crate::ctl::{Lattice, Target};
+use crate::ctl::Lattice;
 use crate::output::Report;
 use crate::parse;
 use crate::wait::{EventWait, Settled};
@@ -72,11 +72,8 @@ pub async fn run(lattice: &Lattice, command: UpdateCommand) -> anyhow::Result<Re
             host_id: host_id.clone(),
             new_component_ref: new_ref.clone(),
         };
-        let reply = lattice
-            .ctl
-            .update_component(&command)
-            .await
-            .map_err(|e| lattice.explain(e, Target::Host(host_id)))?;
+        let reply = lattice.ctl.update_component(&command).await;
+        let reply = lattice.on_host(host_id, reply).await?;
         if !reply.message.is_empty() {
             warnings.push(format!("host `{host_id}`: {}", reply.message));
         }
