@@ -10,6 +10,7 @@ pub mod liveness;
 pub mod manifest;
 pub mod policy;
 pub mod provider;
+pub mod reconnect;
 pub mod subject;
 
 #[cfg(feature = "client")]

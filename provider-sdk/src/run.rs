@@ -108,8 +108,9 @@ where
 /// Connects to `lattice_rpc_url`, with the JWT and seed from host data when
 /// both are set.
 async fn connect(host_data: &HostData, name: &str) -> Result<async_nats::Client, RunError> {
-    let mut options =
-        async_nats::ConnectOptions::new().name(format!("{name} ({})", host_data.provider_key));
+    let mut options = async_nats::ConnectOptions::new()
+        .name(format!("{name} ({})", host_data.provider_key))
+        .reconnect_delay_callback(trellis_interfaces::reconnect::reconnect_delay);
     let jwt = host_data.lattice_rpc_user_jwt.trim();
     let seed = host_data.lattice_rpc_user_seed.trim();
     match (jwt.is_empty(), seed.is_empty()) {

@@ -437,3 +437,112 @@ async fn rolling_upgrade_under_load_fails_no_request() {
     let list = api(&l, "get", None, "").await.unwrap();
     assert_eq!(list["models"][0]["deployed_version"], "v2", "{list}");
 }
+
+fn single_app(name: &str, image_ref: &str) -> String {
+    json!({
+        "apiVersion": "core.oam.dev/v1beta1",
+        "kind": "Application",
+        "metadata": {"name": name, "annotations": {"version": "v1"}},
+        "spec": {"components": [{"name": "c", "type": "component",
+            "properties": {"image": image_ref, "id": name},
+            "traits": [{"type": "spreadscaler", "properties": {"instances": 2}}]}]}
+    })
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploying_with_no_host_waits_then_converges_and_a_bad_image_fails_with_the_reason() {
+    let l = TestLattice::start().await.unwrap();
+    let _wadm = WadmProcess::start(&l.nats.url(), &l.lattice, &[])
+        .await
+        .unwrap();
+    deploy(&l, &single_app("early", &image("ponger")), "early")
+        .await
+        .unwrap();
+    // The reconciler (not just the API) says why: no host to run it on.
+    eventually(WAIT, || async {
+        let st = status(&l, "early").await?;
+        let msg = st["status"]["message"].as_str().unwrap_or_default();
+        anyhow::ensure!(
+            st["status"]["type"] == "waiting" && msg.contains("No hosts"),
+            "{st}"
+        );
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let host = l.host().await.unwrap();
+    wait_status(&l, "early", "deployed", WAIT).await.unwrap();
+    assert_eq!(
+        placement(&l, &[&host], "early").await.get(host.id()),
+        Some(&2)
+    );
+
+    let missing = "file:///nonexistent/trellis-test/missing.wasm";
+    deploy(&l, &single_app("broken", missing), "broken")
+        .await
+        .unwrap();
+    let st = wait_status(&l, "broken", "failed", WAIT).await.unwrap();
+    let message = st["status"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("missing.wasm"),
+        "the reason names the image: {st}"
+    );
+}
+
+/// Everything on the lattice, as `(host, component, max_instances)`.
+async fn snapshot(l: &TestLattice, hosts: &[&HostProcess]) -> Vec<(String, String, u64)> {
+    let mut out = Vec::new();
+    for h in hosts {
+        let inv = serde_json::to_value(l.ctl.get_host_inventory(h.id()).await.unwrap()).unwrap();
+        for c in inv["components"].as_array().cloned().unwrap_or_default() {
+            out.push((
+                h.id().to_string(),
+                c["id"].as_str().unwrap_or_default().to_string(),
+                c["max_instances"].as_u64().unwrap_or(0),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_nats_outage_evicts_nothing() {
+    let mut l = TestLattice::start().await.unwrap();
+    let a = zone_host(&l, "east").await;
+    let b = zone_host(&l, "east").await;
+    let _wadm = WadmProcess::start(&l.nats.url(), &l.lattice, &[])
+        .await
+        .unwrap();
+    let manifest =
+        single_app("steady", &image("ponger")).replace("\"instances\":2", "\"instances\":4");
+    deploy(&l, &manifest, "steady").await.unwrap();
+    wait_status(&l, "steady", "deployed", WAIT).await.unwrap();
+    let before = snapshot(&l, &[&a, &b]).await;
+    assert_eq!(before.len(), 2, "{before:?}");
+
+    // NATS goes away for longer than the host timeout (3 s), then comes back.
+    l.nats.kill().unwrap();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    l.nats.restart().await.unwrap();
+    let client = l.nats.connect().await.unwrap();
+    let mut events = client
+        .subscribe(format!("wasmbus.evt.{}.component_scaled", l.lattice))
+        .await
+        .unwrap();
+    // Everyone reconnects; for the next 8 s nothing may be moved or rescaled.
+    let quiet = tokio::time::timeout(
+        Duration::from_secs(8),
+        futures::StreamExt::next(&mut events),
+    )
+    .await;
+    assert!(
+        quiet.is_err(),
+        "a component was rescaled after the outage: {quiet:?}"
+    );
+    // The test's own client has reconnected by now too.
+    let after = snapshot(&l, &[&a, &b]).await;
+    assert_eq!(before, after);
+    wait_status(&l, "steady", "deployed", WAIT).await.unwrap();
+}

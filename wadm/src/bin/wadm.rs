@@ -63,7 +63,10 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log_level))
         .with_writer(std::io::stderr)
         .init();
-    let client = async_nats::connect(&args.nats_server)
+    let client = async_nats::ConnectOptions::new()
+        .name("wadm")
+        .reconnect_delay_callback(trellis_interfaces::reconnect::reconnect_delay)
+        .connect(&args.nats_server)
         .await
         .with_context(|| {
             format!(

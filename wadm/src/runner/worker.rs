@@ -476,7 +476,19 @@ impl Worker {
             info!(lattice = %self.lattice, %command, "sending");
             tokio::spawn(execute(self.ctl.clone(), command, self.tx.clone()));
         }
-        for (name, status) in &rec.status {
+        self.publish(&rec.status).await;
+        self.apps.settle(&rec.status);
+    }
+
+    /// Publishes the statuses that changed. Nothing is published while disconnected
+    /// (it could not be stored, and would only be buffered and land late); a publish
+    /// that fails may still land later, so it is forgotten and sent again on the next
+    /// pass, whatever the status is then.
+    async fn publish(&mut self, statuses: &BTreeMap<String, AppStatus>) {
+        if !self.observed.observer_connected {
+            return;
+        }
+        for (name, status) in statuses {
             if self.apps.is_tombstone(name) || self.published.get(name) == Some(status) {
                 continue;
             }
@@ -489,10 +501,10 @@ impl Worker {
                     self.published.insert(name.clone(), status.clone());
                 }
                 Err(e) => {
-                    warn!(lattice = %self.lattice, app = %name, error = %e, "cannot publish status")
+                    warn!(lattice = %self.lattice, app = %name, error = %e, "cannot publish status; retrying on the next pass");
+                    self.published.remove(name);
                 }
             }
         }
-        self.apps.settle(&rec.status);
     }
 }
