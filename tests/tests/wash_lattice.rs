@@ -183,6 +183,14 @@ async fn flags_and_environment_address_the_lattice() {
     assert!(!run.success);
     assert!(run.stderr.contains("within 300 ms"), "{}", run.all());
 
+    // A credentials file that is not there: named, with what to pass instead.
+    let run = lattice
+        .run(&["get", "hosts", "--ctl-credsfile", "/no/such/user.creds"])
+        .await;
+    assert!(!run.success);
+    assert!(run.stderr.contains("/no/such/user.creds"), "{}", run.all());
+    assert!(run.stderr.contains("--ctl-credsfile"), "{}", run.all());
+
     // Default port, nothing there (the test NATS is on a free port): the
     // error says which URL was tried and how to start NATS.
     let unused = trellis_tests::free_port().unwrap().to_string();

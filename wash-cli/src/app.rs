@@ -149,7 +149,7 @@ impl Api<'_> {
             .await
             .map_err(|_| {
                 anyhow::anyhow!(
-                    "wadm did not answer on {subject} within {:?}: is wadm running on lattice `{}` (`wadm --nats-server {}`)?",
+                    "wadm did not answer on {subject} within {:?}: is wadm running on lattice `{}`? Run `wash up`, or start `wadm --nats-server {}`",
                     self.timeout,
                     self.lattice.name(),
                     self.lattice.url
@@ -157,7 +157,7 @@ impl Api<'_> {
             })?
             .map_err(|e| match e.kind() {
                 async_nats::RequestErrorKind::NoResponders => anyhow::anyhow!(
-                    "no wadm is serving lattice `{}` at {}: start one with `wadm --nats-server {}`",
+                    "no wadm is answering on lattice `{}` at {}: run `wash up` (which starts one), or start `wadm --nats-server {}`",
                     self.lattice.name(),
                     self.lattice.url,
                     self.lattice.url

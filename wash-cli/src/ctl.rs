@@ -48,11 +48,21 @@ pub struct ConnectionOpts {
     /// Timeout of each control request, and how long host pings collect replies, in ms
     #[arg(long = "timeout-ms", env = "WASMCLOUD_CTL_TIMEOUT_MS", default_value_t = DEFAULT_TIMEOUT_MS, global = true)]
     pub timeout_ms: u64,
+
+    /// NATS credentials file (`.creds`: user JWT and seed) for the control connection
+    #[arg(long = "ctl-credsfile", env = "WASH_CTL_CREDS", global = true)]
+    pub ctl_credsfile: Option<std::path::PathBuf>,
 }
 
 /// Ids of the [`ConnectionOpts`] arguments (their field names).
-pub const CONNECTION_ARG_IDS: [&str; 5] =
-    ["ctl_host", "ctl_port", "nats_url", "lattice", "timeout_ms"];
+pub const CONNECTION_ARG_IDS: [&str; 6] = [
+    "ctl_host",
+    "ctl_port",
+    "nats_url",
+    "lattice",
+    "timeout_ms",
+    "ctl_credsfile",
+];
 
 impl ConnectionOpts {
     /// Takes each option given on the command line before the command
@@ -77,6 +87,7 @@ impl ConnectionOpts {
                 "ctl_port" => self.ctl_port = leading.ctl_port,
                 "nats_url" => self.nats_url.clone_from(&leading.nats_url),
                 "lattice" => self.lattice.clone_from(&leading.lattice),
+                "ctl_credsfile" => self.ctl_credsfile.clone_from(&leading.ctl_credsfile),
                 _ => self.timeout_ms = leading.timeout_ms,
             }
         }
@@ -147,7 +158,19 @@ impl Lattice {
     pub async fn connect(opts: &ConnectionOpts) -> anyhow::Result<Self> {
         let url = opts.url();
         let timeout = opts.timeout();
-        let nats = async_nats::ConnectOptions::new()
+        let options = match &opts.ctl_credsfile {
+            Some(creds) => async_nats::ConnectOptions::with_credentials_file(creds)
+                .await
+                .map_err(|e| {
+                    anyhow!(
+                        "cannot use the credentials file {} ({e}): pass the `.creds` file of a \
+                         NATS user (--ctl-credsfile or $WASH_CTL_CREDS)",
+                        creds.display()
+                    )
+                })?,
+            None => async_nats::ConnectOptions::new(),
+        };
+        let nats = options
             .name("wash")
             .connection_timeout(timeout)
             .connect(url.as_str())
@@ -394,13 +417,14 @@ fn connect_error(url: &str, error: &async_nats::ConnectError) -> anyhow::Error {
                 None => "`nats-server -js`".to_string(),
             };
             anyhow!(
-                "cannot reach NATS at {url} ({error}): start a server with {start}, or point wash \
+                "cannot reach NATS at {url} ({error}): run `wash up` for a local lattice, start a \
+                 server with {start}, or point wash \
                  at a running one with --nats-url (or --ctl-host/--ctl-port)"
             )
         }
         Kind::Authentication | Kind::AuthorizationViolation => anyhow!(
-            "NATS at {url} refused the connection ({error}): this wash connects without \
-             credentials; use a NATS server or account that allows anonymous clients"
+            "NATS at {url} refused the connection ({error}): pass the credentials of a user \
+             allowed on the lattice with --ctl-credsfile FILE.creds (or $WASH_CTL_CREDS)"
         ),
         Kind::ServerParse => {
             anyhow!("`{url}` is not a valid NATS URL ({error}): write it as nats://HOST:PORT")
@@ -430,6 +454,7 @@ mod tests {
             nats_url: None,
             lattice: "default".into(),
             timeout_ms: DEFAULT_TIMEOUT_MS,
+            ctl_credsfile: None,
         };
         assert_eq!(opts.url(), "nats://10.0.0.5:4333");
         opts.nats_url = Some("nats://example:1".into());

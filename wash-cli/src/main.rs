@@ -349,6 +349,56 @@ mod tests {
     }
 
     #[test]
+    fn credentials_file_is_a_connection_flag() {
+        let cli = parse_cli(["wash", "--ctl-credsfile", "a.creds", "get", "hosts"]).unwrap();
+        let Command::Get(get) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(get.connection.ctl_credsfile, Some("a.creds".into()));
+        let cli = parse_cli(["wash", "get", "links", "--ctl-credsfile", "b.creds"]).unwrap();
+        let Command::Get(get) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(get.connection.ctl_credsfile, Some("b.creds".into()));
+    }
+
+    #[test]
+    fn up_takes_wash_1x_flags() {
+        let cli = parse_cli([
+            "wash",
+            "up",
+            "-d",
+            "--nats-port",
+            "4333",
+            "-x",
+            "dev",
+            "-l",
+            "zone=eu",
+            "-l",
+            "team=web",
+            "--wadm-manifest",
+            "app.yaml",
+            "--allow-file-load=false",
+        ])
+        .unwrap();
+        let Command::Up(args) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert!(args.detached);
+        assert_eq!(args.nats_port, 4333);
+        assert_eq!(args.lattice, "dev");
+        assert_eq!(args.labels.len(), 2);
+        assert!(!args.allow_file_load);
+        let cli = parse_cli(["wash", "up"]).unwrap();
+        let Command::Up(args) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert!(args.allow_file_load && !args.detached);
+        // A credentials file only makes sense with a remote to connect to.
+        assert!(parse_cli(["wash", "up", "--nats-credsfile", "x.creds"]).is_err());
+    }
+
+    #[test]
     fn connection_flags_also_work_after_the_command_name() {
         let cli = parse_cli(["wash", "get", "-x", "prod", "hosts"]).unwrap();
         let Command::Get(get) = cli.command else {

@@ -494,6 +494,7 @@ async fn deploy_manifest(report: Report, file: &Path, state: &UpState) -> Report
         nats_url: Some(state.nats_url.clone()),
         lattice: state.lattice.clone(),
         timeout_ms: u64::try_from(DEPLOY_TIMEOUT.as_millis()).unwrap_or(u64::MAX),
+        ctl_credsfile: None,
     };
     let command = app::AppCommand::Deploy(app::NameVersionArgs {
         name: file.display().to_string(),
