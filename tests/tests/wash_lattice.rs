@@ -191,6 +191,54 @@ async fn flags_and_environment_address_the_lattice() {
     assert!(run.stderr.contains("/no/such/user.creds"), "{}", run.all());
     assert!(run.stderr.contains("--ctl-credsfile"), "{}", run.all());
 
+    // Contexts (in a temporary wash directory) fill in what is not given.
+    let home = tempfile::tempdir().unwrap();
+    let home_env = ("WASH_HOME", home.path().display().to_string());
+    let ctx = |args: &'static [&'static str]| {
+        let (lattice, home_env) = (&lattice, home_env.clone());
+        async move { lattice.run_env(args, &[home_env]).await }
+    };
+    let saved = lattice
+        .run_env(
+            &["ctx", "new", "lab", "-p", &port, "-x", "wash-env"],
+            std::slice::from_ref(&home_env),
+        )
+        .await;
+    assert!(saved.success, "{}", saved.all());
+    assert!(
+        saved.stdout.contains("Saved context `lab`"),
+        "{}",
+        saved.stdout
+    );
+    let run = ctx(&["get", "hosts", "--context", "lab", "-o", "json"]).await;
+    assert!(run.success, "{}", run.all());
+    assert_eq!(run.json().unwrap().as_array().unwrap().len(), 2);
+    let run = ctx(&["ctx", "default", "lab"]).await;
+    assert!(run.success, "{}", run.all());
+    let list = ctx(&["ctx", "list", "-o", "json"]).await.json().unwrap();
+    assert_eq!(list["default"], "lab", "{list}");
+    assert_eq!(
+        list["contexts"][0]["ctl_port"],
+        lattice.nats.port(),
+        "{list}"
+    );
+    let run = ctx(&["get", "hosts"]).await;
+    assert!(
+        run.success && run.stdout.contains(lattice.west.id()),
+        "{}",
+        run.all()
+    );
+    // A flag still beats the context.
+    let run = ctx(&["get", "hosts", "-x", "wash-other", "--timeout-ms", "300"]).await;
+    assert!(!run.success);
+    assert!(run.stderr.contains("lattice `wash-other`"), "{}", run.all());
+    let run = ctx(&["ctx", "del", "lab"]).await;
+    assert!(run.success, "{}", run.all());
+    let run = ctx(&["get", "hosts", "--context", "lab"]).await;
+    assert!(!run.success);
+    assert!(run.stderr.contains("no context `lab`"), "{}", run.all());
+    assert!(run.stderr.contains("wash ctx new"), "{}", run.all());
+
     // Default port, nothing there (the test NATS is on a free port): the
     // error says which URL was tried and how to start NATS.
     let unused = trellis_tests::free_port().unwrap().to_string();

@@ -52,22 +52,34 @@ pub struct ConnectionOpts {
     /// NATS credentials file (`.creds`: user JWT and seed) for the control connection
     #[arg(long = "ctl-credsfile", env = "WASH_CTL_CREDS", global = true)]
     pub ctl_credsfile: Option<std::path::PathBuf>,
+
+    /// Saved context to take unset connection options from [default: the one `wash ctx default` set]
+    #[arg(long = "context", env = "WASH_CONTEXT", global = true)]
+    pub context: Option<String>,
+
+    /// Ids of the options set neither on the command line nor in the
+    /// environment: the ones a context may fill in.
+    #[arg(skip)]
+    pub defaulted: Vec<&'static str>,
 }
 
 /// Ids of the [`ConnectionOpts`] arguments (their field names).
-pub const CONNECTION_ARG_IDS: [&str; 6] = [
+pub const CONNECTION_ARG_IDS: [&str; 7] = [
     "ctl_host",
     "ctl_port",
     "nats_url",
     "lattice",
     "timeout_ms",
     "ctl_credsfile",
+    "context",
 ];
 
 impl ConnectionOpts {
     /// Takes each option given on the command line before the command
     /// (`leading`, parsed into `top`) unless it was also given after it
     /// (parsed into `command`): the later one wins, env and defaults lose.
+    /// Also records which options were left at their defaults, for a
+    /// context to fill in.
     pub fn take_leading(
         &mut self,
         leading: &ConnectionOpts,
@@ -88,9 +100,22 @@ impl ConnectionOpts {
                 "nats_url" => self.nats_url.clone_from(&leading.nats_url),
                 "lattice" => self.lattice.clone_from(&leading.lattice),
                 "ctl_credsfile" => self.ctl_credsfile.clone_from(&leading.ctl_credsfile),
+                "context" => self.context.clone_from(&leading.context),
                 _ => self.timeout_ms = leading.timeout_ms,
             }
         }
+        let set = |id: &str| {
+            [top, command].iter().any(|m| {
+                matches!(
+                    m.value_source(id),
+                    Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+                )
+            })
+        };
+        self.defaulted = CONNECTION_ARG_IDS
+            .into_iter()
+            .filter(|id| !set(id))
+            .collect();
     }
 }
 
@@ -156,6 +181,7 @@ impl Lattice {
     /// Connects to NATS; a failure says whether NATS is unreachable, refused
     /// the connection or the URL is wrong, and what to do.
     pub async fn connect(opts: &ConnectionOpts) -> anyhow::Result<Self> {
+        let opts = &crate::context::apply(opts)?;
         let url = opts.url();
         let timeout = opts.timeout();
         let options = match &opts.ctl_credsfile {
@@ -455,6 +481,8 @@ mod tests {
             lattice: "default".into(),
             timeout_ms: DEFAULT_TIMEOUT_MS,
             ctl_credsfile: None,
+            context: None,
+            defaulted: Vec::new(),
         };
         assert_eq!(opts.url(), "nats://10.0.0.5:4333");
         opts.nats_url = Some("nats://example:1".into());

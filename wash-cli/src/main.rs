@@ -15,6 +15,7 @@
 mod app;
 mod claims;
 mod config;
+mod context;
 mod ctl;
 mod get;
 mod inspect;
@@ -60,7 +61,8 @@ const EXAMPLES: &str = "Examples:
 
 Connection flags go before the command or anywhere after a lattice command's name
 (`wash -x prod get hosts`, `wash get hosts -x prod`); they can also be set as
-WASMCLOUD_CTL_HOST, WASMCLOUD_CTL_PORT, WASMCLOUD_LATTICE and WASMCLOUD_CTL_TIMEOUT_MS.
+WASMCLOUD_CTL_HOST, WASMCLOUD_CTL_PORT, WASMCLOUD_LATTICE and WASMCLOUD_CTL_TIMEOUT_MS,
+or saved as a context (`wash ctx`) for the options given neither way.
 The offline commands (keys, claims, par, inspect) have their own -x and -r (wash 1.x's).";
 
 #[derive(Parser, Debug)]
@@ -123,6 +125,11 @@ enum Command {
         after_help = "Example:\n  wash label NBQ4…XYZ zone=eu-west\n  wash label NBQ4…XYZ zone --delete"
     )]
     Label(OnLatticeArgs<label::LabelArgs>),
+    /// Save, list and select contexts (named connection settings)
+    #[command(
+        after_help = "Examples:\n  wash ctx new prod --ctl-host 10.0.0.5 -x prod\n  wash ctx default prod\n  wash ctx list\n  wash get hosts --context prod"
+    )]
+    Ctx(OnLattice<context::CtxCommand>),
     /// Generate, list and show nkeys
     #[command(subcommand, after_help = "Example:\n  wash keys gen account --name me")]
     Keys(keys::KeysCommand),
@@ -201,6 +208,7 @@ impl Command {
             Command::Config(c) => &mut c.connection,
             Command::Label(c) => &mut c.connection,
             Command::App(c) => &mut c.connection,
+            Command::Ctx(c) => &mut c.connection,
             Command::Completions { connection, .. } => connection,
             Command::Keys(_)
             | Command::Claims(_)
@@ -253,6 +261,7 @@ async fn run(command: Command, output: OutputKind) -> anyhow::Result<Option<Repo
             let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &script);
             return Ok(None);
         }
+        Command::Ctx(c) => context::run(&c.connection, c.command),
         Command::Keys(command) => keys::run(command),
         Command::Claims(command) => claims::run(command),
         Command::Par(command) => par::run(command),
@@ -360,6 +369,20 @@ mod tests {
             panic!("parsed as {:?}", cli.command);
         };
         assert_eq!(get.connection.ctl_credsfile, Some("b.creds".into()));
+    }
+
+    #[test]
+    fn options_left_at_their_defaults_are_recorded_for_contexts() {
+        let cli = parse_cli(["wash", "-p", "4333", "get", "hosts", "--context", "lab"]).unwrap();
+        let Command::Get(get) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(get.connection.context.as_deref(), Some("lab"));
+        assert!(!get.connection.defaulted.contains(&"ctl_port"));
+        assert!(!get.connection.defaulted.contains(&"context"));
+        if std::env::var_os("WASMCLOUD_CTL_HOST").is_none() {
+            assert!(get.connection.defaulted.contains(&"ctl_host"));
+        }
     }
 
     #[test]

@@ -495,6 +495,8 @@ async fn deploy_manifest(report: Report, file: &Path, state: &UpState) -> Report
         lattice: state.lattice.clone(),
         timeout_ms: u64::try_from(DEPLOY_TIMEOUT.as_millis()).unwrap_or(u64::MAX),
         ctl_credsfile: None,
+        context: None,
+        defaulted: Vec::new(),
     };
     let command = app::AppCommand::Deploy(app::NameVersionArgs {
         name: file.display().to_string(),
