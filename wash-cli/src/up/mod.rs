@@ -225,7 +225,13 @@ pub async fn run(args: UpArgs, output: OutputKind) -> anyhow::Result<Option<Repo
         dir: dir.clone(),
         running: Vec::new(),
     };
-    let started = match start(&args, &mut stack).await {
+    // Ctrl-C while starting stops what already runs (the children are in
+    // their own process groups, so the signal reaches only wash).
+    let started = tokio::select! {
+        started = start(&args, &mut stack) => started,
+        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted while starting; stopped what had started")),
+    };
+    let started = match started {
         Ok(started) => started,
         Err(error) => {
             stack.stop_all().await;
