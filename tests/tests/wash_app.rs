@@ -126,7 +126,7 @@ async fn wash_app_put_deploy_status_undeploy_delete() -> Result<()> {
     assert!(get.success, "{}", get.stderr);
     assert_eq!(get.json()["metadata"]["name"], app);
 
-    let deploy = wash(Some(&nats), &["app", "deploy", app]).await?;
+    let deploy = wash(Some(&nats), &["app", "deploy", app, "--skip-wait"]).await?;
     assert!(deploy.success, "{}", deploy.stderr);
     assert_eq!(deploy.json()["result"], "acknowledged");
     assert_eq!(deploy.json()["version"], "v0.0.1");

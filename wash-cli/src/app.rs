@@ -1,6 +1,7 @@
-//! `wash app put|get|list|deploy|undeploy|delete|status|validate`: applications through
-//! the wadm API (`wadm.api.{lattice}.model.*`, PROTOCOL.md §6.3). `validate` is
-//! offline: it parses and validates a manifest file without NATS.
+//! `wash app put|get|list|deploy|undeploy|delete|status|history|versions|validate`:
+//! applications through the wadm API (`wadm.api.{lattice}.model.*`, PROTOCOL.md
+//! §6.3). `validate` is offline: it parses and validates a manifest file without
+//! NATS. `deploy` and `status --watch` follow the status live ([`crate::progress`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,7 +11,13 @@ use serde_json::{Value, json};
 use trellis_interfaces::manifest::{Manifest, ValidationOutput, validate};
 
 use crate::ctl::Lattice;
-use crate::output::{Report, Table};
+use crate::output::{OutputKind, Report, Table};
+use crate::progress::{self, Outcome, Watch};
+
+/// How long `wash app deploy` waits for `deployed` by default: 60 s, room for
+/// a cold image pull and a provider start, short enough for a script to
+/// notice an application that never converges.
+pub const DEFAULT_DEPLOY_WAIT_MS: u64 = 60_000;
 
 /// What `wash app` can do.
 #[derive(Subcommand, Debug, Clone)]
@@ -21,15 +28,26 @@ pub enum AppCommand {
     /// Show an application's manifest (newest version unless given)
     #[command(after_help = "Example:\n  wash app get hello-world v0.0.1")]
     Get(NameVersionArgs),
-    /// Show an application's status
-    #[command(after_help = "Example:\n  wash app status hello-world")]
-    Status(NameArgs),
+    /// Show an application's status, or follow it with --watch
+    #[command(
+        after_help = "Examples:\n  wash app status hello-world\n  wash app status hello-world --watch --wait-timeout-ms 30000"
+    )]
+    Status(StatusArgs),
+    /// Show an application's deployment history (wadm 0.21 answers that it has none)
+    #[command(after_help = "Example:\n  wash app history hello-world")]
+    History(NameArgs),
+    /// List the stored versions of an application
+    #[command(after_help = "Example:\n  wash app versions hello-world")]
+    Versions(NameArgs),
     /// Store a manifest (YAML or JSON) as a new version
     #[command(after_help = "Example:\n  wash app put wadm.yaml")]
     Put(FileArgs),
-    /// Deploy a stored application, or put and deploy a manifest file
-    #[command(after_help = "Examples:\n  wash app deploy hello-world\n  wash app deploy wadm.yaml")]
-    Deploy(NameVersionArgs),
+    /// Deploy a stored application, or put and deploy a manifest file, and
+    /// follow its status until it is deployed or failed
+    #[command(
+        after_help = "Examples:\n  wash app deploy hello-world\n  wash app deploy wadm.yaml\n  wash app deploy wadm.yaml --skip-wait"
+    )]
+    Deploy(DeployArgs),
     /// Undeploy an application (its versions stay stored)
     #[command(after_help = "Example:\n  wash app undeploy hello-world")]
     Undeploy(NameArgs),
@@ -48,7 +66,36 @@ pub struct NameArgs {
     pub name: String,
 }
 
-/// `wash app get|deploy|delete NAME [VERSION]`.
+/// `wash app status NAME [--watch]`.
+#[derive(Args, Debug, Clone)]
+pub struct StatusArgs {
+    /// Application name
+    pub name: String,
+    /// Follow the status live until it is `deployed` or `failed` (exit code
+    /// non-zero for `failed` or a timeout)
+    #[arg(short = 'w', long = "watch")]
+    pub watch: bool,
+    /// With --watch: give up after this many milliseconds (default: wait until Ctrl-C)
+    #[arg(long = "wait-timeout-ms", requires = "watch")]
+    pub wait_timeout_ms: Option<u64>,
+}
+
+/// `wash app deploy NAME|FILE [VERSION]`.
+#[derive(Args, Debug, Clone)]
+pub struct DeployArgs {
+    /// Application name, or a manifest file to put first
+    pub name: String,
+    /// Version (default: the newest)
+    pub version: Option<String>,
+    /// Return once wadm acknowledged the deploy, without following the status
+    #[arg(long = "skip-wait", alias = "no-wait")]
+    pub skip_wait: bool,
+    /// How long to wait for `deployed` before failing
+    #[arg(long = "wait-timeout-ms", default_value_t = DEFAULT_DEPLOY_WAIT_MS)]
+    pub wait_timeout_ms: u64,
+}
+
+/// `wash app get|delete NAME [VERSION]`.
 #[derive(Args, Debug, Clone)]
 pub struct NameVersionArgs {
     /// Application name (for deploy, also a manifest file to put first)
@@ -103,18 +150,29 @@ pub async fn run(
     lattice: &Lattice,
     timeout: Duration,
     command: AppCommand,
+    output: OutputKind,
 ) -> anyhow::Result<Report> {
-    let api = Api { lattice, timeout };
+    let api = Api {
+        lattice,
+        timeout,
+        output,
+    };
     match command {
         AppCommand::Validate(a) => validate_file(&a),
         AppCommand::List => api.list().await,
         AppCommand::Get(a) => api.get(&a.name, a.version).await,
+        AppCommand::Status(a) if a.watch => {
+            let deadline = a.wait_timeout_ms.map(Duration::from_millis);
+            api.watch(&a.name, deadline, None).await
+        }
         AppCommand::Status(a) => api.status(&a.name).await,
+        AppCommand::History(a) => api.history(&a.name).await,
+        AppCommand::Versions(a) => api.versions(&a.name).await,
         AppCommand::Put(a) => {
             let reply = api.put(&a.file).await?;
             Ok(put_report(&reply))
         }
-        AppCommand::Deploy(a) => api.deploy(&a.name, a.version).await,
+        AppCommand::Deploy(a) => api.deploy(&a).await,
         AppCommand::Undeploy(a) => {
             let reply = api.call(&format!("undeploy.{}", a.name), json!({})).await?;
             outcome(reply, "acknowledged")
@@ -131,6 +189,7 @@ pub async fn run(
 struct Api<'a> {
     lattice: &'a Lattice,
     timeout: Duration,
+    output: OutputKind,
 }
 
 impl Api<'_> {
@@ -240,53 +299,117 @@ impl Api<'_> {
         Report::data(yaml.trim_end().to_string(), &manifest)
     }
 
-    async fn status(&self, name: &str) -> anyhow::Result<Report> {
+    /// `model.status.{name}`'s status object.
+    async fn status_of(&self, name: &str) -> anyhow::Result<Value> {
         let reply = self.call(&format!("status.{name}"), Value::Null).await?;
         check(&reply, "ok")?;
-        let status = at(&reply, &["status"]);
-        let mut rendered = format!("{name}: {}", text(at(status, &["status", "type"])));
-        let overall = text(at(status, &["status", "message"]));
-        if !overall.is_empty() {
-            rendered.push_str(&format!(" ({overall})"));
+        Ok(at(&reply, &["status"]).clone())
+    }
+
+    async fn status(&self, name: &str) -> anyhow::Result<Report> {
+        let status = self.status_of(name).await?;
+        Report::data(progress::render(name, &status), &status)
+    }
+
+    /// Follows `name`'s status (see [`progress`]); the report fails for
+    /// `failed` and for a timeout.
+    async fn watch(
+        &self,
+        name: &str,
+        deadline: Option<Duration>,
+        before: Option<Value>,
+    ) -> anyhow::Result<Report> {
+        // Fails early, naming the application, when it does not exist.
+        self.status_of(name).await?;
+        let watched = Watch {
+            lattice: self.lattice,
+            name,
+            request_timeout: self.timeout,
+            deadline,
+            before,
+            output: self.output,
         }
-        let scalers = at(status, &["scalers"])
+        .run()
+        .await?;
+        let secs = watched.elapsed.as_secs_f64();
+        let final_text = progress::render(name, &watched.status);
+        let report = Report::data(final_text, &watched.status)?;
+        Ok(match watched.outcome {
+            Outcome::Deployed => report.note(format!("{name} is deployed ({secs:.1}s)")),
+            Outcome::Failed => report.fail(format!(
+                "{name} failed after {secs:.1}s: see the reasons above; fix the manifest and deploy again, or `wash app undeploy {name}`"
+            )),
+            Outcome::TimedOut => report.fail(format!(
+                "{name} is still `{}` after {secs:.1}s; wait longer with --wait-timeout-ms, or look at `wash app status {name}` and the host logs",
+                progress::state(&watched.status)
+            )),
+        })
+    }
+
+    async fn history(&self, name: &str) -> anyhow::Result<Report> {
+        let reply = self.call(&format!("history.{name}"), Value::Null).await?;
+        if at(&reply, &["result"]) == "error" {
+            anyhow::bail!(
+                "wadm answered for `{name}`: {}; `wash app versions {name}` lists the stored versions",
+                message(&reply)
+            );
+        }
+        Report::data(serde_json::to_string_pretty(&reply)?, &reply)
+    }
+
+    async fn versions(&self, name: &str) -> anyhow::Result<Report> {
+        let reply = self.call(&format!("versions.{name}"), Value::Null).await?;
+        check(&reply, "success")?;
+        let versions = at(&reply, &["versions"])
             .as_array()
             .cloned()
             .unwrap_or_default();
-        if !scalers.is_empty() {
-            let mut table = Table::new(&["SCALER", "NAME", "STATUS", "MESSAGE"]);
-            for s in &scalers {
-                table.row(vec![
-                    text(at(s, &["kind"])),
-                    text(at(s, &["name"])),
-                    text(at(s, &["status", "type"])),
-                    text(at(s, &["status", "message"])),
-                ]);
-            }
-            rendered.push('\n');
-            rendered.push_str(&table.render());
+        let mut table = Table::new(&["VERSION", "DEPLOYED"]);
+        for v in &versions {
+            let deployed = at(v, &["deployed"]).as_bool().unwrap_or(false);
+            table.row(vec![
+                text(at(v, &["version"])),
+                if deployed { "yes" } else { "" }.to_string(),
+            ]);
         }
-        Report::data(rendered, status)
+        Report::data(table.render(), &Value::Array(versions))
     }
 
-    async fn deploy(&self, target: &str, version: Option<String>) -> anyhow::Result<Report> {
-        let path = Path::new(target);
+    async fn deploy(&self, args: &DeployArgs) -> anyhow::Result<Report> {
+        let path = Path::new(&args.name);
         let (name, version, put) = if path.is_file() {
             let reply = self.put(path).await?;
             let name = text(at(&reply, &["name"]));
             let current = text(at(&reply, &["current_version"]));
-            (name, version.or(Some(current)), Some(reply))
+            (name, args.version.clone().or(Some(current)), Some(reply))
         } else {
-            (target.to_string(), version, None)
+            (args.name.clone(), args.version.clone(), None)
+        };
+        let before = if args.skip_wait {
+            None
+        } else {
+            self.status_of(&name).await.ok()
         };
         let reply = self
             .call(&format!("deploy.{name}"), json!({"version": version}))
             .await?;
-        let report = outcome(reply, "acknowledged")?;
-        Ok(match put {
-            Some(put) => report.note(message(&put)),
-            None => report,
-        })
+        let noop = at(&reply, &["result"]) == "noop";
+        let acknowledged = outcome(reply, "acknowledged")?;
+        let acknowledged = match put {
+            Some(put) => acknowledged.note(message(&put)),
+            None => acknowledged,
+        };
+        if args.skip_wait {
+            return Ok(acknowledged);
+        }
+        if self.output == OutputKind::Text {
+            acknowledged.print(OutputKind::Text);
+        }
+        let deadline = Some(Duration::from_millis(args.wait_timeout_ms));
+        // Deploying what is already deployed changes nothing: its status,
+        // even `deployed`, is the answer.
+        let before = if noop { None } else { before };
+        self.watch(&name, deadline, before).await
     }
 }
 

@@ -26,6 +26,7 @@ mod link;
 mod output;
 mod par;
 mod parse;
+mod progress;
 mod scale;
 mod start;
 mod stop;
@@ -281,7 +282,7 @@ async fn run(command: Command, output: OutputKind) -> anyhow::Result<Option<Repo
             app::AppCommand::Validate(args) => app::validate_file(&args),
             command => {
                 let lattice = connect(&c.connection).await?;
-                app::run(&lattice, c.connection.timeout(), command).await
+                app::run(&lattice, c.connection.timeout(), command, output).await
             }
         },
     };

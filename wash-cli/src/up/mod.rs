@@ -504,12 +504,16 @@ async fn deploy_manifest(report: Report, file: &Path, state: &UpState) -> Report
         context: None,
         defaulted: Vec::new(),
     };
-    let command = app::AppCommand::Deploy(app::NameVersionArgs {
+    // `wash up` reports the stack as soon as wadm accepted the manifest;
+    // `wash app status NAME --watch` follows it from there.
+    let command = app::AppCommand::Deploy(app::DeployArgs {
         name: file.display().to_string(),
         version: None,
+        skip_wait: true,
+        wait_timeout_ms: app::DEFAULT_DEPLOY_WAIT_MS,
     });
     let deployed = match Lattice::connect(&connection).await {
-        Ok(lattice) => app::run(&lattice, DEPLOY_TIMEOUT, command).await,
+        Ok(lattice) => app::run(&lattice, DEPLOY_TIMEOUT, command, OutputKind::Json).await,
         Err(e) => Err(e),
     };
     match deployed {
