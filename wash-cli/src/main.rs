@@ -13,6 +13,7 @@
 //! the wash directory ([`washdir`]).
 
 mod app;
+mod call;
 mod claims;
 mod config;
 mod context;
@@ -35,6 +36,7 @@ mod update;
 mod wait;
 mod washdir;
 mod wit;
+mod wrpc_value;
 
 use std::process::ExitCode;
 
@@ -151,6 +153,11 @@ enum Command {
         after_help = "Examples:\n  wash inspect build/app_s.wasm\n  wash inspect build/app_s.wasm --wit\n  wash inspect my-provider.par.gz -o json"
     )]
     Inspect(inspect::InspectArgs),
+    /// Invoke a component's exported function over the lattice and print the result
+    #[command(
+        after_help = "Examples:\n  wash call ponger example:pong/pingpong.ping\n  wash call ponger example:pong/pingpong.echo '{\"message\": \"hi\", \"times\": 2, \"tags\": [\"a\"]}'\n  wash call ponger example:pong/pingpong.work 50 --wit-from ./ponger.wasm -o json\n\nArguments are JSON values typed by the function's WIT signature, read from --wit-from\nor from the component's file:// image."
+    )]
+    Call(OnLatticeArgs<call::CallArgs>),
     /// Print a shell completion script
     #[command(
         after_help = "Example:\n  wash completions bash > /etc/bash_completion.d/wash\n  wash completions zsh > \"${fpath[1]}/_wash\""
@@ -208,6 +215,7 @@ impl Command {
             Command::Link(c) => &mut c.connection,
             Command::Config(c) => &mut c.connection,
             Command::Label(c) => &mut c.connection,
+            Command::Call(c) => &mut c.connection,
             Command::App(c) => &mut c.connection,
             Command::Ctx(c) => &mut c.connection,
             Command::Completions { connection, .. } => connection,
@@ -278,6 +286,7 @@ async fn run(command: Command, output: OutputKind) -> anyhow::Result<Option<Repo
         Command::Link(c) => link::run(&connect(&c.connection).await?, c.command).await,
         Command::Config(c) => config::run(&connect(&c.connection).await?, c.command).await,
         Command::Label(c) => label::run(&connect(&c.connection).await?, c.args).await,
+        Command::Call(c) => call::run(&connect(&c.connection).await?, c.args).await,
         Command::App(c) => match c.command {
             app::AppCommand::Validate(args) => app::validate_file(&args),
             command => {
