@@ -29,6 +29,7 @@ mod par;
 mod parse;
 mod progress;
 mod scale;
+mod spy;
 mod start;
 mod stop;
 mod up;
@@ -158,6 +159,11 @@ enum Command {
         after_help = "Examples:\n  wash call ponger example:pong/pingpong.ping\n  wash call ponger example:pong/pingpong.echo '{\"message\": \"hi\", \"times\": 2, \"tags\": [\"a\"]}'\n  wash call ponger example:pong/pingpong.work 50 --wit-from ./ponger.wasm -o json\n\nArguments are JSON values typed by the function's WIT signature, read from --wit-from\nor from the component's file:// image."
     )]
     Call(OnLatticeArgs<call::CallArgs>),
+    /// Watch the wRPC calls to and from a component, live
+    #[command(
+        after_help = "Examples:\n  wash spy ponger\n  wash spy pinger -o json --count 10\n\nCalls a host keeps in-process (caller and target on the same host) do not cross NATS\nand are not shown; start hosts with --no-local-calls to see them."
+    )]
+    Spy(OnLatticeArgs<spy::SpyArgs>),
     /// Print a shell completion script
     #[command(
         after_help = "Example:\n  wash completions bash > /etc/bash_completion.d/wash\n  wash completions zsh > \"${fpath[1]}/_wash\""
@@ -216,6 +222,7 @@ impl Command {
             Command::Config(c) => &mut c.connection,
             Command::Label(c) => &mut c.connection,
             Command::Call(c) => &mut c.connection,
+            Command::Spy(c) => &mut c.connection,
             Command::App(c) => &mut c.connection,
             Command::Ctx(c) => &mut c.connection,
             Command::Completions { connection, .. } => connection,
@@ -268,6 +275,10 @@ async fn run(command: Command, output: OutputKind) -> anyhow::Result<Option<Repo
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut cli_command(), "wash", &mut script);
             let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &script);
+            return Ok(None);
+        }
+        Command::Spy(c) => {
+            spy::run(&connect(&c.connection).await?, c.args, output).await?;
             return Ok(None);
         }
         Command::Ctx(c) => context::run(&c.connection, c.command),
