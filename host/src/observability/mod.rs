@@ -277,6 +277,9 @@ pub fn init(
             .with_threads(false)
             .with_target(false)
             .with_tracked_inactivity(false)
+            // Parents are explicit (`CallScope.span`): activating an
+            // OpenTelemetry context on every poll of a guest call only costs.
+            .with_context_activation(false)
             .with_filter(level)
     });
     tracing_subscriber::registry()
