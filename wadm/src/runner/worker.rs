@@ -46,6 +46,8 @@ const FORGET_AFTER_MS: u64 = 30_000;
 const FETCH_RETRY_MS: u64 = 1_000;
 /// How often hosts are discovered again with `host.ping`, in case a host was missed.
 const REDISCOVER_MS: u64 = 30_000;
+/// Events trigger a pass at once, but not more often than this.
+const EARLY_PASS_SPACING: Duration = Duration::from_millis(50);
 
 /// Something a fetch task asks the control interface for.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -202,22 +204,27 @@ impl Worker {
         info!(lattice = %self.lattice, "reconciling lattice");
         let mut tick = tokio::time::interval(self.config.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_pass = Instant::now();
         loop {
             tokio::select! {
                 input = rx.recv() => {
                     let Some(input) = input else { return };
-                    let urgent = self.handle(input);
+                    let mut urgent = self.handle(input);
                     // Drain what else is queued before acting, so a burst of events
-                    // costs one pass.
-                    let mut urgent = urgent;
+                    // costs one pass; and at most one early pass per
+                    // EARLY_PASS_SPACING (the tick does the rest).
                     while let Ok(more) = rx.try_recv() {
                         urgent |= self.handle(more);
                     }
-                    if urgent {
+                    if urgent && last_pass.elapsed() >= EARLY_PASS_SPACING {
                         self.pass().await;
+                        last_pass = Instant::now();
                     }
                 }
-                _ = tick.tick() => self.pass().await,
+                _ = tick.tick() => {
+                    self.pass().await;
+                    last_pass = Instant::now();
+                }
             }
         }
     }
@@ -271,10 +278,17 @@ impl Worker {
                     return false;
                 }
                 match Observation::from_cloud_event(&event, now) {
-                    Ok(observation) => self.observed.apply(observation),
-                    Err(e) => debug!(error = %e, "undecodable lattice event ignored"),
+                    // Something changed in the lattice: act on it without waiting
+                    // for the tick (a scaled component may complete a deploy).
+                    Ok(observation) => {
+                        self.observed.apply(observation);
+                        true
+                    }
+                    Err(e) => {
+                        debug!(error = %e, "undecodable lattice event ignored");
+                        false
+                    }
                 }
-                false
             }
             Input::Beat(beat) => {
                 if self.observed.observer_connected {
