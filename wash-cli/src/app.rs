@@ -375,6 +375,25 @@ impl Api<'_> {
         Report::data(table.render(), &Value::Array(versions))
     }
 
+    /// The version of `name` a deploy of `version` (default: the newest)
+    /// would deploy, if that is the one deployed now (`model.versions`).
+    async fn deployed_version(&self, name: &str, version: Option<&str>) -> Option<String> {
+        let reply = self
+            .call(&format!("versions.{name}"), Value::Null)
+            .await
+            .ok()?;
+        let versions = at(&reply, &["versions"]).as_array()?;
+        let target = match version {
+            Some(v) => v.to_string(),
+            None => text(at(versions.last()?, &["version"])),
+        };
+        versions
+            .iter()
+            .find(|v| at(v, &["deployed"]).as_bool() == Some(true))
+            .map(|v| text(at(v, &["version"])))
+            .filter(|deployed| *deployed == target)
+    }
+
     async fn deploy(&self, args: &DeployArgs) -> anyhow::Result<Report> {
         let path = Path::new(&args.name);
         let (name, version, put) = if path.is_file() {
@@ -390,6 +409,12 @@ impl Api<'_> {
         } else {
             self.status_of(&name).await.ok()
         };
+        let already = match &before {
+            Some(status) if progress::state(status) == "deployed" => {
+                self.deployed_version(&name, version.as_deref()).await
+            }
+            _ => None,
+        };
         let reply = self
             .call(&format!("deploy.{name}"), json!({"version": version}))
             .await?;
@@ -404,6 +429,13 @@ impl Api<'_> {
         }
         if self.output == OutputKind::Text {
             acknowledged.print(OutputKind::Text);
+        }
+        // Redeploying the deployed version places nothing new: the status
+        // from before is the answer (wadm's own status would sit at
+        // `waiting` until something else changes).
+        if let (Some(deployed), Some(status)) = (already, before.as_ref()) {
+            return Ok(Report::data(progress::render(&name, status), status)?
+                .note(format!("{name} {deployed} was already deployed")));
         }
         let deadline = Some(Duration::from_millis(args.wait_timeout_ms));
         // Deploying what is already deployed changes nothing: its status,
