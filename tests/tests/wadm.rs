@@ -477,6 +477,13 @@ async fn deploying_with_no_host_waits_then_converges_and_a_bad_image_fails_with_
         placement(&l, &[&host], "early").await.get(host.id()),
         Some(&2)
     );
+    // Deploying the deployed version again: the API publishes `waiting`, the loop
+    // must put the truth back although nothing changed for it.
+    let again = api(&l, "deploy", Some("early"), "{}").await.unwrap();
+    assert_eq!(again["result"], "acknowledged", "{again}");
+    wait_status(&l, "early", "deployed", Duration::from_secs(5))
+        .await
+        .unwrap();
 
     let missing = "file:///nonexistent/trellis-test/missing.wasm";
     deploy(&l, &single_app("broken", missing), "broken")

@@ -36,7 +36,7 @@ use crate::pending::PendingCommands;
 use crate::policy::FailurePolicy;
 use crate::reconcile::config::desired_configs;
 use crate::reconcile::reconcile;
-use crate::server::{ManifestStore, Notifier};
+use crate::server::{ManifestStore, Notifier, status_subject};
 use crate::status::AppStatus;
 
 /// A host silent this long is forgotten (its work was re-placed long before, after
@@ -83,6 +83,9 @@ pub(crate) enum Input {
     },
     /// The lattice's applications changed in the store.
     AppsChanged,
+    /// A status was published on `wadm.status.{lattice}.{app}` (by this loop, or by
+    /// the API on deploy/undeploy).
+    StatusSeen { app: String, status: Box<AppStatus> },
 }
 
 /// Settings shared by every worker.
@@ -260,6 +263,31 @@ impl Worker {
                 }
             }
         }));
+        // Statuses published by anyone: when the API overwrites ours (it publishes
+        // `waiting` on every deploy), the next pass publishes the truth again.
+        let statuses = self
+            .nats
+            .subscribe(status_subject(&self.lattice, "*"))
+            .await?;
+        let tx = self.tx.clone();
+        let prefix = status_subject(&self.lattice, "");
+        self.feeds.push(tokio::spawn(async move {
+            let mut statuses = statuses;
+            while let Some(msg) = statuses.next().await {
+                let Some(app) = msg.subject.as_str().strip_prefix(prefix.as_str()) else {
+                    continue;
+                };
+                if let Ok(status) = serde_json::from_slice::<AppStatus>(&msg.payload) {
+                    let input = Input::StatusSeen {
+                        app: app.to_string(),
+                        status: Box::new(status),
+                    };
+                    if tx.send(input).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }));
         // Subscribed before anything is fetched, so nothing between is missed.
         let _ = self.nats.flush().await;
         Ok(())
@@ -355,6 +383,13 @@ impl Worker {
             }
             Input::AppsChanged => {
                 self.apps_loaded = false;
+                true
+            }
+            Input::StatusSeen { app, status } => {
+                if self.published.get(&app) == Some(&*status) {
+                    return false;
+                }
+                self.published.remove(&app);
                 true
             }
         }
