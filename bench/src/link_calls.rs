@@ -35,8 +35,8 @@ use trellis_interfaces::link::Link;
 
 mod procs;
 use procs::{
-    Procs, WAIT, connect, free_port, http_get, require, root, spawn_host, start_nats, tempdir,
-    wait_hosts, wait_http,
+    Procs, WAIT, connect, free_port, http_get, release_dir, require, root, spawn_host, start_nats,
+    tempdir, wait_hosts, wait_http,
 };
 
 const LATTICE: &str = "bench";
@@ -61,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
     let seconds = env_num("BENCH_SECONDS", 5) as u64;
     let batch = env_num("BENCH_BATCH", 200);
     let root = root();
-    let trellis = root.join("target/release/trellis");
+    let trellis = release_dir().join("trellis");
     let guests = root.join("target/guests/wasm32-wasip2/release");
     require(&[
         &trellis,

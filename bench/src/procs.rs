@@ -39,6 +39,13 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// Where release binaries are: `$CARGO_TARGET_DIR/release`, else `target/release`.
+pub fn release_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root().join("target"), PathBuf::from)
+        .join("release")
+}
+
 /// A fresh work directory for this run.
 pub fn tempdir(tag: &str) -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("trellis-{tag}-{}", std::process::id()));

@@ -26,8 +26,8 @@ use trellis_interfaces::client::CtlClient;
 use trellis_interfaces::ctl::ScaleComponentCommand;
 
 use procs::{
-    Procs, WAIT, connect, free_port, http_get, require, root, spawn_host, start_nats, tempdir,
-    wait_hosts,
+    Procs, WAIT, connect, free_port, http_get, release_dir, require, root, spawn_host, start_nats,
+    tempdir, wait_hosts,
 };
 
 const LATTICE: &str = "bench";
@@ -137,8 +137,8 @@ async fn main() -> anyhow::Result<()> {
     let rounds = env_num("BENCH_ROUNDS", 5).max(1);
     let failovers = env_num("BENCH_FAILOVERS", 3).max(1);
     let root = root();
-    let trellis = root.join("target/release/trellis");
-    let wadm = root.join("target/release/wadm");
+    let trellis = release_dir().join("trellis");
+    let wadm = release_dir().join("wadm");
     let guests = root.join("target/guests/wasm32-wasip2/release");
     require(&[
         &trellis,

@@ -79,12 +79,38 @@ pub struct Candidate<'a> {
     pub current: u32,
     /// Instances of any version of this app's workload running there.
     pub ours: u32,
+    /// How many workloads (components and providers) the host runs in all.
+    pub load: u32,
+    /// This workload's rendezvous rank for the host ([`rendezvous`]).
+    pub rank: u64,
+}
+
+/// A stable pseudo-random rank of `host` for `workload` (FNV-1a over both, mixed): among
+/// equally good hosts each workload prefers a different one, so a thousand
+/// single-instance applications deployed at once spread over the hosts instead of
+/// all landing on the first by id, and the choice never changes while the hosts do
+/// not (rendezvous hashing).
+#[must_use]
+pub fn rendezvous(workload: &str, host: &str) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let h = workload
+        .bytes()
+        .chain(std::iter::once(0))
+        .chain(host.bytes())
+        .fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME));
+    // FNV's high bits barely depend on the last bytes (host ids often differ only
+    // there): finish with SplitMix64's mixer so every bit counts.
+    let z = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    let z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// Splits `total` instances over `candidates` as evenly as possible: every host gets
 /// `total / k`, and the `total % k` hosts that get one more are those already running
-/// the most (current version first, then any version; host id breaks ties), so a
-/// converged placement is a fixed point and a rebalance moves as little as possible.
+/// the most (current version first, then any version), so a converged placement is a
+/// fixed point and a rebalance moves as little as possible; among hosts equal on that,
+/// the least loaded, then the workload's [`rendezvous`] rank, then the host id.
 /// Hosts that get nothing are left out.
 #[must_use]
 pub fn split_evenly<'a>(total: usize, candidates: &[Candidate<'a>]) -> Vec<(&'a str, usize)> {
@@ -94,7 +120,15 @@ pub fn split_evenly<'a>(total: usize, candidates: &[Candidate<'a>]) -> Vec<(&'a 
     };
     let remainder = total % k;
     let mut ordered = candidates.to_vec();
-    ordered.sort_by_key(|c| (Reverse(c.current), Reverse(c.ours), c.host_id));
+    ordered.sort_by_key(|c| {
+        (
+            Reverse(c.current),
+            Reverse(c.ours),
+            c.load,
+            c.rank,
+            c.host_id,
+        )
+    });
     ordered
         .into_iter()
         .enumerate()
@@ -178,12 +212,56 @@ mod tests {
         );
     }
 
+    /// A candidate whose rank follows its id, so expectations read in id order.
     fn cand(host_id: &str, current: u32, ours: u32) -> Candidate<'_> {
         Candidate {
             host_id,
             current,
             ours,
+            load: 0,
+            rank: u64::from(host_id.bytes().next().unwrap_or(0)),
         }
+    }
+
+    #[test]
+    fn equal_hosts_are_chosen_by_load_then_rendezvous_rank() {
+        let mut hosts = [cand("a", 0, 0), cand("b", 0, 0), cand("c", 0, 0)];
+        hosts[0].load = 5;
+        hosts[1].load = 1;
+        hosts[2].load = 1;
+        assert_eq!(split_evenly(1, &hosts), vec![("b", 1)]);
+        // Running it beats being idle.
+        hosts[0].current = 1;
+        hosts[0].ours = 1;
+        assert_eq!(split_evenly(1, &hosts), vec![("a", 1)]);
+
+        // Many single-instance workloads over ten idle hosts: rendezvous ranks spread
+        // them (the first host by id would otherwise get all of them).
+        let ids: Vec<String> = (0..10).map(|i| format!("NHOST{i}")).collect();
+        let mut per_host = std::collections::BTreeMap::<&str, usize>::new();
+        for w in 0..1000 {
+            let workload = format!("app-{w}");
+            let candidates: Vec<Candidate<'_>> = ids
+                .iter()
+                .map(|h| Candidate {
+                    host_id: h,
+                    current: 0,
+                    ours: 0,
+                    load: 0,
+                    rank: rendezvous(&workload, h),
+                })
+                .collect();
+            for (h, _) in split_evenly(1, &candidates) {
+                *per_host.entry(h).or_default() += 1;
+            }
+        }
+        assert_eq!(per_host.len(), 10, "{per_host:?}");
+        assert!(
+            per_host.values().all(|n| (60..=140).contains(n)),
+            "{per_host:?}"
+        );
+        assert_eq!(rendezvous("a", "b"), rendezvous("a", "b"));
+        assert_ne!(rendezvous("a", "b"), rendezvous("b", "a"));
     }
 
     #[test]

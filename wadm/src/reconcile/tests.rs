@@ -184,7 +184,11 @@ fn spreads_instances_over_hosts_for_real() {
         lab.count("C", "shop-api"),
     ];
     assert_eq!(counts.iter().sum::<u32>(), 4);
-    assert_eq!(counts, [2, 1, 1]);
+    // The newcomer gets one; of A and B, one keeps 2 and the other gives one up.
+    assert_eq!(counts[2], 1, "{counts:?}");
+    let mut sorted = counts;
+    sorted.sort_unstable();
+    assert_eq!(sorted, [1, 1, 2]);
 }
 
 #[test]

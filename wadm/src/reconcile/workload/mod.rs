@@ -231,6 +231,8 @@ fn eligible<'h>(
                 host_id: h.id.as_str(),
                 current,
                 ours,
+                load: u32::try_from(h.components.len() + h.providers.len()).unwrap_or(u32::MAX),
+                rank: super::plan::rendezvous(&w.id, &h.id),
             })
         })
         .collect()

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# HTTP → kv-counter → keyvalue (issue 4), with `wrk -t2 -c50 -d15s`, deployed with
+# wadm from the example manifests, one run, three paths:
+#
+#   1. http-hello through the built-in HTTP server (baseline: no keyvalue);
+#   2. kv-counter with the built-in keyvalue-nats (JetStream KV in the host);
+#   3. kv-counter with the keyvalue-nats provider process (one wRPC hop over NATS
+#      to the provider, then JetStream KV).
+#
+# Starts its own stack with `wash up -d` (nats-server with JetStream, wadm, one
+# host) on a free port in a temporary WASH_HOME; `wash down` on exit.
+# Needs release builds: cargo build --release -p trellis-host -p trellis-wadm
+#   -p trellis-wash -p keyvalue-nats-provider, plus the guest components.
+# Knobs: BENCH_DURATION (15s), BENCH_CONNECTIONS (50), BENCH_THREADS (2), CARGO_TARGET_DIR.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DURATION=${BENCH_DURATION:-15s}
+CONNECTIONS=${BENCH_CONNECTIONS:-50}
+THREADS=${BENCH_THREADS:-2}
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
+for b in trellis wadm wash keyvalue-nats-provider; do
+  [ -x "$BIN/$b" ] || { echo "bench: $BIN/$b missing (see the header for the build command)" >&2; exit 1; }
+done
+command -v wrk >/dev/null || { echo "bench: wrk missing: apt-get install wrk" >&2; exit 1; }
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/trellis-bench-kv.XXXXXX")
+export WASH_HOME=$WORK/wash
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export WASMCLOUD_CTL_PORT=$PORT
+WASH="$BIN/wash"
+cleanup() { "$WASH" down >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+"$WASH" up -d --nats-port "$PORT" >/dev/null
+# The provider variant: the same app with the keyvalue-nats provider process.
+sed -e "s|builtin://keyvalue-nats|file://$BIN/keyvalue-nats-provider|" \
+    -e 's/name: kv-counter$/name: kv-counter-prov/' \
+    -e 's/kv-counter-bucket/kv-counter-prov-bucket/' \
+    -e 's/kv-counter-http/kv-counter-prov-http/' \
+    -e 's/127.0.0.1:8003/127.0.0.1:8005/' \
+    examples/apps/kv-counter.yaml > "$WORK/kv-counter-prov.yaml"
+for app in examples/apps/http-hello.yaml examples/apps/kv-counter.yaml "$WORK/kv-counter-prov.yaml"; do
+  "$WASH" app deploy "$app" >/dev/null
+done
+for url in http://127.0.0.1:8000/ http://127.0.0.1:8003/ http://127.0.0.1:8005/; do
+  for _ in $(seq 1 150); do curl -fsS "$url" >/dev/null 2>&1 && break; sleep 0.2; done
+  curl -fsS "$url" >/dev/null || { echo "bench: $url never answered; logs in $WASH_HOME" >&2; trap - EXIT; exit 1; }
+done
+
+run() { # name url → "rps p99_ms"
+  local out rps p99
+  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$2")
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' <<<"$out")
+  echo "$rps $p99"
+}
+echo "machine: $(nproc) cores; wrk -t$THREADS -c$CONNECTIONS -d$DURATION; one host, wadm, nats-server on loopback (release builds)"
+read -r hello_rps hello_p99 < <(run hello http://127.0.0.1:8000/)
+read -r kv_rps kv_p99 < <(run builtin http://127.0.0.1:8003/)
+read -r prov_rps prov_p99 < <(run provider http://127.0.0.1:8005/)
+echo
+echo "| path | requests/s | p99 ms | vs http-hello |"
+echo "|---|---|---|---|"
+printf '| http-hello, built-in http-server (baseline) | %.0f | %s | 1.00× |\n' "$hello_rps" "$hello_p99"
+printf '| kv-counter, built-in keyvalue-nats | %.0f | %s | %.2f× |\n' "$kv_rps" "$kv_p99" "$(echo "$kv_rps / $hello_rps" | bc -l)"
+printf '| kv-counter, keyvalue-nats provider process | %.0f | %s | %.2f× |\n' "$prov_rps" "$prov_p99" "$(echo "$prov_rps / $hello_rps" | bc -l)"
+printf '\nprovider path / built-in path: %.2f×\n' "$(echo "$prov_rps / $kv_rps" | bc -l)"
