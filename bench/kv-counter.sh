@@ -29,7 +29,11 @@ export WASH_HOME=$WORK/wash
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export WASMCLOUD_CTL_PORT=$PORT
 WASH="$BIN/wash"
-cleanup() { "$WASH" down >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+KEEP=0
+cleanup() {
+  "$WASH" down >/dev/null 2>&1 || true
+  if [ "$KEEP" = 1 ]; then echo "bench: logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
+}
 trap cleanup EXIT
 
 "$WASH" up -d --nats-port "$PORT" >/dev/null
@@ -43,9 +47,9 @@ sed -e "s|builtin://keyvalue-nats|file://$BIN/keyvalue-nats-provider|" \
 for app in examples/apps/http-hello.yaml examples/apps/kv-counter.yaml "$WORK/kv-counter-prov.yaml"; do
   "$WASH" app deploy "$app" >/dev/null
 done
-for url in http://127.0.0.1:8000/ http://127.0.0.1:8003/ http://127.0.0.1:8005/; do
+for url in http://127.0.0.1:8000/ http://127.0.0.1:8003/hits http://127.0.0.1:8005/hits; do
   for _ in $(seq 1 150); do curl -fsS "$url" >/dev/null 2>&1 && break; sleep 0.2; done
-  curl -fsS "$url" >/dev/null || { echo "bench: $url never answered; logs in $WASH_HOME" >&2; trap - EXIT; exit 1; }
+  curl -fsS "$url" >/dev/null || { echo "bench: $url never answered" >&2; KEEP=1; exit 1; }
 done
 
 run() { # name url → "rps p99_ms"
@@ -57,8 +61,8 @@ run() { # name url → "rps p99_ms"
 }
 echo "machine: $(nproc) cores; wrk -t$THREADS -c$CONNECTIONS -d$DURATION; one host, wadm, nats-server on loopback (release builds)"
 read -r hello_rps hello_p99 < <(run hello http://127.0.0.1:8000/)
-read -r kv_rps kv_p99 < <(run builtin http://127.0.0.1:8003/)
-read -r prov_rps prov_p99 < <(run provider http://127.0.0.1:8005/)
+read -r kv_rps kv_p99 < <(run builtin http://127.0.0.1:8003/hits)
+read -r prov_rps prov_p99 < <(run provider http://127.0.0.1:8005/hits)
 echo
 echo "| path | requests/s | p99 ms | vs http-hello |"
 echo "|---|---|---|---|"

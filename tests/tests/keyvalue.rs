@@ -344,3 +344,33 @@ async fn counter_on_the_keyvalue_nats_provider_process() {
     assert_eq!(http_until(port, "/a", 200).await.unwrap(), "a: 4");
     assert_ne!(child_pid(&b, "keyvalue-nats-provider"), Some(pid));
 }
+
+/// The provider process on the component's own host: still called over wRPC (a host
+/// once refused this, taking every non-built-in provider on the host for one that
+/// serves no keyvalue).
+#[tokio::test(flavor = "multi_thread")]
+async fn counter_with_the_provider_process_on_the_same_host() {
+    let mut l = TestLattice::start().await.unwrap();
+    let a = l.host().await.unwrap();
+    scale(&mut l, a.id(), &counter_image(), "counter", 4)
+        .await
+        .unwrap();
+    let port = expose_http(&mut l, a.id(), "counter").await.unwrap();
+    let provider_ref = provider_binary("keyvalue-nats-provider", "KEYVALUE_NATS_PROVIDER_BIN");
+    start_builtin(&mut l, a.id(), "kv-local-provider", &provider_ref).await;
+    put_config(
+        &l,
+        "kv-local",
+        &[
+            ("bucket", "local-counters"),
+            ("enable_bucket_auto_create", "true"),
+        ],
+    )
+    .await;
+    put_link(&l, kv_link("counter", "kv-local-provider", &["kv-local"])).await;
+    assert_eq!(http_until(port, "/a", 200).await.unwrap(), "a: 1");
+    assert_eq!(get_ok(port, "/a").await, "a: 2");
+    let js = async_nats::jetstream::new(l.client.clone());
+    let kv = js.get_key_value("local-counters").await.unwrap();
+    assert_eq!(kv.get("a").await.unwrap().unwrap().as_ref(), b"2");
+}

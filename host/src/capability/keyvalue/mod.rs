@@ -64,6 +64,14 @@ pub fn builtin_keyvalue(image_ref: &str) -> Option<BuiltinKeyValue> {
     }
 }
 
+/// Whether `image_ref` names one of the host's built-in capabilities.
+fn is_builtin(image_ref: &str) -> bool {
+    matches!(
+        crate::artifact::ArtifactRef::parse(image_ref),
+        Ok(crate::artifact::ArtifactRef::Builtin(_))
+    )
+}
+
 /// Why a bucket operation failed; becomes the WIT `error`.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -193,12 +201,13 @@ impl KeyValueService {
                     .map_err(|e| label.error(&spec.bucket, e))?;
                 Backend::Nats(store)
             }
-            Some((image_ref, None)) => {
+            Some((image_ref, None)) if is_builtin(image_ref) => {
                 return Err(Error::Other(format!(
                     "component `{component}` links keyvalue (`{link_name}`) to `{target}`, which is `{image_ref}` and serves no keyvalue interface"
                 )));
             }
-            None => Backend::Remote(remote::RemoteBucket::new(
+            // A provider process (on this host or another) serves it over wRPC.
+            Some(_) | None => Backend::Remote(remote::RemoteBucket::new(
                 host.dataplane.clone(),
                 identifier,
                 deadline,
