@@ -52,21 +52,30 @@ for url in http://127.0.0.1:8000/ http://127.0.0.1:8003/hits http://127.0.0.1:80
   curl -fsS "$url" >/dev/null || { echo "bench: $url never answered" >&2; KEEP=1; exit 1; }
 done
 
-run() { # name url → "rps p99_ms"
+# Keys spread over 1,000 counters (a Lua request generator), so the figure is not
+# one hot key's compare-and-swap retries; `hot` runs hammer the single key /hits.
+cat > "$WORK/keys.lua" <<'LUA'
+request = function() return wrk.format("GET", "/k" .. math.random(1, 1000)) end
+LUA
+run() { # name url [script] → "rps p99_ms"
   local out rps p99
-  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$2")
+  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency ${3:+-s "$3"} "$2")
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' <<<"$out")
   echo "$rps $p99"
 }
 echo "machine: $(nproc) cores; wrk -t$THREADS -c$CONNECTIONS -d$DURATION; one host, wadm, nats-server on loopback (release builds)"
 read -r hello_rps hello_p99 < <(run hello http://127.0.0.1:8000/)
-read -r kv_rps kv_p99 < <(run builtin http://127.0.0.1:8003/hits)
-read -r prov_rps prov_p99 < <(run provider http://127.0.0.1:8005/hits)
+read -r kv_rps kv_p99 < <(run builtin http://127.0.0.1:8003/ "$WORK/keys.lua")
+read -r prov_rps prov_p99 < <(run provider http://127.0.0.1:8005/ "$WORK/keys.lua")
+read -r hot_rps hot_p99 < <(run builtin-hot http://127.0.0.1:8003/hits)
+read -r phot_rps phot_p99 < <(run provider-hot http://127.0.0.1:8005/hits)
 echo
 echo "| path | requests/s | p99 ms | vs http-hello |"
 echo "|---|---|---|---|"
 printf '| http-hello, built-in http-server (baseline) | %.0f | %s | 1.00× |\n' "$hello_rps" "$hello_p99"
-printf '| kv-counter, built-in keyvalue-nats | %.0f | %s | %.2f× |\n' "$kv_rps" "$kv_p99" "$(echo "$kv_rps / $hello_rps" | bc -l)"
-printf '| kv-counter, keyvalue-nats provider process | %.0f | %s | %.2f× |\n' "$prov_rps" "$prov_p99" "$(echo "$prov_rps / $hello_rps" | bc -l)"
+printf '| kv-counter, built-in keyvalue-nats, 1,000 keys | %.0f | %s | %.2f× |\n' "$kv_rps" "$kv_p99" "$(echo "$kv_rps / $hello_rps" | bc -l)"
+printf '| kv-counter, keyvalue-nats provider process, 1,000 keys | %.0f | %s | %.2f× |\n' "$prov_rps" "$prov_p99" "$(echo "$prov_rps / $hello_rps" | bc -l)"
+printf '| kv-counter, built-in keyvalue-nats, one hot key | %.0f | %s | %.2f× |\n' "$hot_rps" "$hot_p99" "$(echo "$hot_rps / $hello_rps" | bc -l)"
+printf '| kv-counter, keyvalue-nats provider process, one hot key | %.0f | %s | %.2f× |\n' "$phot_rps" "$phot_p99" "$(echo "$phot_rps / $hello_rps" | bc -l)"
 printf '\nprovider path / built-in path: %.2f×\n' "$(echo "$prov_rps / $kv_rps" | bc -l)"
