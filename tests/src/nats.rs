@@ -18,6 +18,12 @@ use crate::eventually;
 
 /// The program the harness runs, looked up on `PATH`, unless
 /// [`NATS_SERVER_BIN_ENV`] names one.
+/// Counts server starts in this process (for unique server names).
+static START_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Start error when another nats-server answers on the port picked.
+const FOREIGN_SERVER: &str = "another nats-server answers on the port";
+
 const NATS_SERVER_PROGRAM: &str = "nats-server";
 
 /// Environment variable naming the nats-server binary to run. Useful when
@@ -97,16 +103,23 @@ impl NatsServer {
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
             let port = crate::free_port()?;
-            let name = format!("trellis-test-{port}");
+            // Unique per start, so a server that was already on the port (another
+            // test took it between `free_port` and our bind) is told apart below.
+            let name = format!(
+                "trellis-test-{port}-{}-{}",
+                std::process::id(),
+                START_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            );
             let mut server = NatsServer::spawn_with(port, name, Vec::new(), &options)?;
             match server.wait_ready().await {
                 Ok(()) => return Ok(server),
                 // Another process took the port between `free_port` and the
                 // server's bind: pick another one.
                 Err(error)
-                    if server
-                        .log_tail(LOG_TAIL_LINES)
-                        .contains("address already in use") =>
+                    if error.to_string().contains(FOREIGN_SERVER)
+                        || server
+                            .log_tail(LOG_TAIL_LINES)
+                            .contains("address already in use") =>
                 {
                     last_error = Some(error);
                 }
@@ -260,6 +273,18 @@ impl NatsServer {
             tokio::time::sleep(TCP_POLL_INTERVAL).await;
         }
         let url = self.url();
+        // The port may be answered by another test's server, whose bind won: ours
+        // then exits. Check who answers before trusting it.
+        if let Ok(probe) = async_nats::connect(&url).await {
+            let answering = probe.server_info().server_name;
+            if answering != self.name {
+                bail!(
+                    "{FOREIGN_SERVER}: port {} is served by `{answering}`, not `{}`",
+                    self.port,
+                    self.name
+                );
+            }
+        }
         let ready = eventually(SERVER_READY_DEADLINE, || async {
             let client = async_nats::connect(&url).await?;
             let jetstream = async_nats::jetstream::new(client);
