@@ -8,6 +8,7 @@ pub mod inventory;
 pub mod link;
 pub mod liveness;
 pub mod manifest;
+pub mod messaging;
 pub mod policy;
 pub mod provider;
 pub mod reconnect;

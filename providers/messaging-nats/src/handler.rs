@@ -11,7 +11,7 @@ use trellis_provider_sdk::{Connection, Context};
 use crate::MessagingNats;
 use crate::bindings::exports::wasmcloud::messaging::consumer;
 use crate::bindings::wasmcloud::messaging::types::BrokerMessage;
-use crate::subjects::check_publish_subject;
+use trellis_interfaces::messaging::check_publish_subject;
 
 /// Serves the consumer interface; one clone per call.
 #[derive(Clone)]

@@ -29,7 +29,6 @@ mod bindings {
 
 mod connections;
 mod handler;
-mod subjects;
 mod subscriptions;
 
 use std::sync::Arc;

@@ -12,7 +12,7 @@ use trellis_provider_sdk::Connection;
 use crate::MessagingNats;
 use crate::bindings::wasmcloud::messaging::handler;
 use crate::bindings::wasmcloud::messaging::types::BrokerMessage;
-use crate::subjects::{Subscription, parse_subscriptions};
+use trellis_interfaces::messaging::{Subscription, parse_subscriptions};
 
 /// Messages of one subscription being handled at once; beyond this the
 /// subscription stops reading and NATS's slow-consumer handling applies.

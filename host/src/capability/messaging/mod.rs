@@ -19,7 +19,6 @@
 //! `>`); subscription subjects may use wildcards by NATS's rules.
 
 mod remote;
-mod subjects;
 mod subscriptions;
 
 use std::sync::{Arc, Weak};
@@ -31,8 +30,10 @@ use crate::host::HostInner;
 use crate::runtime::InvocationState;
 use bindings::wasmcloud::messaging::types::BrokerMessage;
 
-pub use subjects::{SubjectError, Subscription, check_publish_subject, parse_subscriptions};
 pub use subscriptions::MAX_IN_FLIGHT_PER_SUBSCRIPTION;
+pub use trellis_interfaces::messaging::{
+    SubjectError, Subscription, check_publish_subject, parse_subscriptions,
+};
 
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({

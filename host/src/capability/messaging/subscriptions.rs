@@ -12,10 +12,10 @@ use futures::StreamExt as _;
 use tokio::sync::Semaphore;
 use wasmtime::component::Val;
 
-use super::subjects::{Subscription, parse_subscriptions};
 use super::{HANDLER_FUNC, HANDLER_INSTANCE, OTHER_CLUSTER_KEYS, is_builtin_messaging};
 use crate::host::HostInner;
 use crate::runtime::CallScope;
+use trellis_interfaces::messaging::{Subscription, parse_subscriptions};
 
 /// Messages of one subscription being handled at once. The component's own
 /// `max_instances` bounds how many run; this bounds how many wait, so a

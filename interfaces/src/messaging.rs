@@ -2,6 +2,8 @@
 //! subscriptions, as whole tokens, `>` last) and where not (publish, request,
 //! reply-to), and the `subscriptions` link config of wasmCloud's
 //! messaging-nats provider (`subject` or `subject|queue`, comma-separated).
+//! Shared by the host's built-in `messaging-nats` and the messaging provider, so
+//! both refuse exactly the same subjects. Pure: no I/O.
 
 /// Why a subject or a `subscriptions` entry was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
