@@ -29,9 +29,13 @@ cargo build --release -p trellis-host -p trellis-wadm -p trellis-wash
 echo "==> building guest components (wasm32-wasip2)"
 cargo build --release --target wasm32-wasip2 --manifest-path examples/components/Cargo.toml --target-dir target/guests
 
-echo "==> wash up: NATS (reused if one listens on $NATS_PORT), wadm and a host"
-"$WASH" up -d --nats-port "$NATS_PORT" -l zone=local
 export WASMCLOUD_CTL_PORT="$NATS_PORT"
+if "$WASH" app list >/dev/null 2>&1 && "$WASH" get hosts -o json 2>/dev/null | grep -q '"id"'; then
+  echo "==> a lattice with wadm and a host is already up on port $NATS_PORT; reusing it"
+else
+  echo "==> wash up: NATS (reused if one listens on $NATS_PORT), wadm and a host"
+  "$WASH" up -d --nats-port "$NATS_PORT" -l zone=local
+fi
 
 echo "==> wash app deploy examples/apps/http-hello.yaml"
 "$WASH" app deploy examples/apps/http-hello.yaml
