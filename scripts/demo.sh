@@ -37,8 +37,12 @@ else
   "$WASH" up -d --nats-port "$NATS_PORT" -l zone=local
 fi
 
-echo "==> wash app deploy examples/apps/http-hello.yaml"
-"$WASH" app deploy examples/apps/http-hello.yaml
+if "$WASH" app status http-hello -o json 2>/dev/null | grep -q '"deployed"'; then
+  echo "==> http-hello is already deployed"
+else
+  echo "==> wash app deploy examples/apps/http-hello.yaml"
+  "$WASH" app deploy examples/apps/http-hello.yaml
+fi
 
 for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:8000/" >/dev/null 2>&1 && break; sleep 0.2; done
 echo
