@@ -1,9 +1,12 @@
-//! `wasi:blobstore@0.2.0-draft` served by the host's built-in `blobstore-fs`
-//! to `blobby`, a file server written like wasmCloud's blobby example: an
+//! `wasi:blobstore@0.2.0-draft` served to `blobby`, a file server written
+//! like wasmCloud's blobby example, by each backend: the host's built-in
+//! `blobstore-fs`, and the `blobstore-fs-provider` process on **another
+//! host**, reached over wRPC (`wrpc:blobstore/blobstore@0.2.0`). For both: an
 //! upload/download/list/delete round trip checked on disk, names that try to
 //! leave the root (`../`, a symlink out of it), a missing container, and a
-//! 50 MiB object streamed up and down while the host's peak memory is
-//! watched. Real nats-server, real host process, real component.
+//! 50 MiB object streamed up and down while the peak memory of the host (and
+//! of the provider process) is watched. Real nats-server, real host
+//! processes, real component.
 
 #![allow(
     clippy::unwrap_used,
@@ -36,9 +39,30 @@ fn blobby_image() -> String {
     format!("file://{}", component_path("blobby").unwrap().display())
 }
 
-/// Runs blobby on a host with a `builtin://blobstore-fs` rooted at `root`
-/// (link target config `ROOT`) and an HTTP listener; returns the port.
-async fn deploy_blobby(l: &mut TestLattice, host: &HostProcess, root: &std::path::Path) -> u16 {
+/// What serves blobby's blobstore.
+#[derive(Clone, Copy)]
+enum Backend<'a> {
+    /// `builtin://blobstore-fs` on blobby's host.
+    Builtin,
+    /// The `blobstore-fs-provider` process, started on this host.
+    Process(&'a HostProcess),
+}
+
+fn provider_binary() -> String {
+    let name = "blobstore-fs-provider";
+    let path =
+        trellis_tests::host::workspace_binary(name, "BLOBSTORE_FS_PROVIDER_BIN", name).unwrap();
+    format!("file://{}", path.display())
+}
+
+/// Runs blobby on `host` with an HTTP listener, and a blobstore rooted at
+/// `root` (link target config `ROOT`) served by `backend`; returns the port.
+async fn deploy_blobby(
+    l: &mut TestLattice,
+    host: &HostProcess,
+    root: &std::path::Path,
+    backend: Backend<'_>,
+) -> u16 {
     scale(l, host.id(), &blobby_image(), "blobby", 4)
         .await
         .unwrap();
@@ -52,12 +76,16 @@ async fn deploy_blobby(l: &mut TestLattice, host: &HostProcess, root: &std::path
         "{body}"
     );
 
+    let (provider_ref, provider_host) = match backend {
+        Backend::Builtin => ("builtin://blobstore-fs".to_string(), host.id()),
+        Backend::Process(other) => (provider_binary(), other.id()),
+    };
     let resp = l
         .ctl
         .start_provider(&StartProviderCommand {
             provider_id: "blobstore".into(),
-            provider_ref: "builtin://blobstore-fs".into(),
-            host_id: host.id().into(),
+            provider_ref,
+            host_id: provider_host.into(),
             ..Default::default()
         })
         .await
@@ -119,8 +147,29 @@ async fn blobby_round_trip_and_bad_names() {
     let mut l = TestLattice::start().await.unwrap();
     let host = l.host().await.unwrap();
     let root = tempfile::tempdir().unwrap();
-    let port = deploy_blobby(&mut l, &host, root.path()).await;
+    let port = deploy_blobby(&mut l, &host, root.path(), Backend::Builtin).await;
+    round_trip_and_bad_names(port, root.path()).await;
+}
 
+/// The same through the provider process on another host: every call is a
+/// wRPC call to it, and the objects land under its root.
+#[tokio::test(flavor = "multi_thread")]
+async fn blobby_round_trip_through_the_provider_process_on_another_host() {
+    let mut l = TestLattice::start().await.unwrap();
+    let a = l.host().await.unwrap();
+    let b = l.host().await.unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let port = deploy_blobby(&mut l, &a, root.path(), Backend::Process(&b)).await;
+    round_trip_and_bad_names(port, root.path()).await;
+    // The provider names itself in what the component sees.
+    let (status, body) = http_get(port, "/?container=nope").await.unwrap();
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("blobstore provider `blobstore`"), "{body}");
+}
+
+/// Upload, download, list, delete, bad names and a missing container, with
+/// blobby's blobstore rooted at `root`.
+async fn round_trip_and_bad_names(port: u16, root: &std::path::Path) {
     // Upload, download, list; the objects are files under ROOT/blobby.
     assert_eq!(
         request(port, "PUT", "/hello.txt", b"hello blobstore")
@@ -137,7 +186,7 @@ async fn blobby_round_trip_and_bad_names() {
         (200, "hello blobstore".to_string())
     );
     assert_eq!(
-        std::fs::read(root.path().join("blobby/docs/nested.txt")).unwrap(),
+        std::fs::read(root.join("blobby/docs/nested.txt")).unwrap(),
         b"nested"
     );
     assert_eq!(
@@ -158,7 +207,7 @@ async fn blobby_round_trip_and_bad_names() {
     assert_eq!(status, 200, "{body}");
     let (status, body) = http_get(port, "/hello.txt").await.unwrap();
     assert_eq!(status, 404, "{body}");
-    assert!(!root.path().join("blobby/hello.txt").exists());
+    assert!(!root.join("blobby/hello.txt").exists());
     assert_eq!(
         http_get(port, "/").await.unwrap().1,
         "docs/nested.txt\nempty\n"
@@ -175,13 +224,13 @@ async fn blobby_round_trip_and_bad_names() {
         assert_eq!(status, 400, "PUT {path}: {body}");
         assert!(body.contains("invalid object name"), "{body}");
     }
-    assert!(!root.path().join("escaped.txt").exists());
+    assert!(!root.join("escaped.txt").exists());
     let (status, body) = http_get(port, "/..%2F..%2Fetc%2Fpasswd").await.unwrap();
     assert_eq!(status, 400, "{body}");
     // A symlink inside the container that points out of the root.
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(outside.path().join("secret"), b"secret").unwrap();
-    std::os::unix::fs::symlink(outside.path(), root.path().join("blobby/out")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), root.join("blobby/out")).unwrap();
     let (status, body) = http_get(port, "/out/secret").await.unwrap();
     assert_eq!(status, 400, "{body}");
     assert!(
@@ -237,13 +286,52 @@ async fn fifty_mib_object_streams_through_without_being_held() {
     let host = l.host().await.unwrap();
     let pid = host.pid().unwrap();
     let root = tempfile::tempdir().unwrap();
-    let port = deploy_blobby(&mut l, &host, root.path()).await;
+    let port = deploy_blobby(&mut l, &host, root.path(), Backend::Builtin).await;
+    fifty_mib(port, root.path(), &[("host", pid)]).await;
+}
+
+/// The same through the provider process on another host: neither blobby's
+/// host nor the provider holds the object.
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_mib_object_streams_through_the_provider_process() {
+    let mut l = TestLattice::start().await.unwrap();
+    let a = l.host().await.unwrap();
+    let b = l.host().await.unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let port = deploy_blobby(&mut l, &a, root.path(), Backend::Process(&b)).await;
+    let provider = child_pid(&b, "blobstore-fs-provider").expect("provider process");
+    fifty_mib(
+        port,
+        root.path(),
+        &[("host", a.pid().unwrap()), ("provider", provider)],
+    )
+    .await;
+}
+
+/// Pid of the child process of `host` whose command line mentions `name`.
+fn child_pid(host: &HostProcess, name: &str) -> Option<u32> {
+    let out = std::process::Command::new("pgrep")
+        .args(["-P", &host.pid()?.to_string(), "-f", name])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Streams a 50 MiB object up and down through blobby on `port` (stored
+/// under `root`) and checks that no process of `watched` grows its peak
+/// memory by more than [`MAX_PEAK_GROWTH_KIB`].
+async fn fifty_mib(port: u16, root: &std::path::Path, watched: &[(&str, u32)]) {
     // Warm up: instances, buffers and code paths exist before measuring.
     for _ in 0..4 {
         assert_eq!(request(port, "PUT", "/warm", &[7u8; 300_000]).await.0, 201);
         assert_eq!(http_get(port, "/warm").await.unwrap().0, 200);
     }
-    let (peak_before, rss_before) = memory_kib(pid);
+    let before: Vec<(u64, u64)> = watched.iter().map(|(_, pid)| memory_kib(*pid)).collect();
 
     // Upload: the body is produced chunk by chunk, hashed on the way.
     let chunks = BIG_BYTES / CHUNK_BYTES;
@@ -273,7 +361,7 @@ async fn fifty_mib_object_streams_through_without_being_held() {
     let text = resp.into_body().collect().await.unwrap().to_bytes();
     let up = started.elapsed();
     assert_eq!(status, 201, "{}", String::from_utf8_lossy(&text));
-    let on_disk = root.path().join("blobby/big.bin");
+    let on_disk = root.join("blobby/big.bin");
     assert_eq!(std::fs::metadata(&on_disk).unwrap().len(), BIG_BYTES as u64);
 
     // Download: hashed as it arrives, never collected.
@@ -304,15 +392,17 @@ async fn fifty_mib_object_streams_through_without_being_held() {
     assert_eq!(len, BIG_BYTES);
     assert_eq!(received.finalize(), sent, "downloaded bytes differ");
 
-    let (peak_after, rss_after) = memory_kib(pid);
-    eprintln!(
-        "50 MiB: upload {up:?}, download {down:?}; host VmHWM {peak_before} -> {peak_after} KiB (+{} KiB), VmRSS {rss_before} -> {rss_after} KiB",
-        peak_after.saturating_sub(peak_before)
-    );
-    assert!(
-        peak_after.saturating_sub(peak_before) < MAX_PEAK_GROWTH_KIB,
-        "the host's peak memory grew by {} KiB while streaming a {} KiB object",
-        peak_after.saturating_sub(peak_before),
-        BIG_BYTES / 1024
-    );
+    eprintln!("50 MiB: upload {up:?}, download {down:?}");
+    for ((name, pid), (peak_before, rss_before)) in watched.iter().zip(before) {
+        let (peak_after, rss_after) = memory_kib(*pid);
+        let growth = peak_after.saturating_sub(peak_before);
+        eprintln!(
+            "50 MiB: {name} VmHWM {peak_before} -> {peak_after} KiB (+{growth} KiB), VmRSS {rss_before} -> {rss_after} KiB"
+        );
+        assert!(
+            growth < MAX_PEAK_GROWTH_KIB,
+            "the {name}'s peak memory grew by {growth} KiB while streaming a {} KiB object",
+            BIG_BYTES / 1024
+        );
+    }
 }

@@ -9,7 +9,7 @@
 //! - [`http_server`]: the `wasi:http` incoming listener (`builtin://http-server`).
 //! - [`http_client`]: outgoing `wasi:http` (`builtin://http-client`), denied unless linked.
 //! - [`keyvalue`]: `wasi:keyvalue` on built-in memory or JetStream KV, or a provider.
-//! - [`blobstore`]: `wasi:blobstore` on the filesystem (`builtin://blobstore-fs`).
+//! - [`blobstore`]: `wasi:blobstore` on the filesystem (`builtin://blobstore-fs`), or a provider.
 //! - [`messaging`]: `wasmcloud:messaging` on NATS (`builtin://messaging-nats`), or a provider.
 
 pub mod blobstore;
@@ -21,9 +21,38 @@ pub mod keyvalue;
 pub mod logging;
 pub mod messaging;
 
+use std::collections::BTreeMap;
+
 use wasmtime::component::{HasSelf, Linker};
 
+use crate::host::HostInner;
 use crate::runtime::InvocationState;
+
+/// The merged target config of `component`'s link named `link_name` to
+/// `target` for `namespace:package` (empty when the link has none): what a
+/// built-in capability reads its per-link settings from.
+pub(crate) fn link_target_config(
+    host: &HostInner,
+    component: &str,
+    target: &str,
+    link_name: &str,
+    (namespace, package): (&str, &str),
+) -> Result<BTreeMap<String, String>, String> {
+    let Ok(view) = host.view.read() else {
+        return Err("the lattice view is unavailable".into());
+    };
+    Ok(view
+        .links_from(component)
+        .iter()
+        .find(|l| {
+            l.target == target
+                && l.name == link_name
+                && l.wit_namespace == namespace
+                && l.wit_package == package
+        })
+        .map(|l| view.merged_config(&l.target_config))
+        .unwrap_or_default())
+}
 
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({

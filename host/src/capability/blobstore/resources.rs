@@ -6,14 +6,15 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokio::io::DuplexStream;
+use tokio::io::{AsyncRead, DuplexStream};
+use trellis_blobstore_fs::{self as fs, FsRoot};
 use wasmtime::component::Resource;
 use wasmtime_wasi::p2::pipe::{AsyncReadStream, AsyncWriteStream};
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
 
 use super::bindings::wasi::blobstore::{blobstore, container, types};
-use super::fs::{self, FsRoot};
-use super::{BlobError, BlobstoreTarget};
+use super::remote::{RemoteBlobstore, RemoteUpload};
+use super::{Backend, BlobError, BlobstoreTarget};
 use crate::runtime::InvocationState;
 
 /// Largest value `incoming-value-consume-sync` copies into guest memory; a
@@ -25,19 +26,29 @@ pub const MAX_SYNC_BYTES: u64 = 16 * 1024 * 1024;
 /// taken them (`check-write` budget), as wasi-http's outgoing bodies.
 pub const UPLOAD_WRITE_BUDGET: usize = 64 * 1024;
 
-/// Bytes buffered between an upload's stream and its file.
+/// Bytes buffered between an upload's stream and its file (or its wRPC
+/// stream to a provider).
 pub const UPLOAD_PIPE_BYTES: usize = 256 * 1024;
 
 /// An opened container.
+#[derive(Clone)]
 pub struct Container {
-    root: FsRoot,
-    dir: PathBuf,
+    place: Place,
     name: String,
     label: Arc<str>,
 }
 
+/// Where a container's objects are.
+#[derive(Clone)]
+enum Place {
+    /// A directory under a filesystem root.
+    Fs { root: FsRoot, dir: PathBuf },
+    /// A provider process.
+    Remote(RemoteBlobstore),
+}
+
 impl Container {
-    fn fail(&self, e: BlobError) -> String {
+    fn fail(&self, e: impl std::fmt::Display) -> String {
         format!("blobstore container `{}` ({}): {e}", self.name, self.label)
     }
 }
@@ -48,8 +59,9 @@ pub struct ObjectNames {
 }
 
 /// An object being written: the guest writes into `writer` (through its
-/// output-stream); `write-data` starts copying `reader` into a temporary file;
-/// `finish` waits for the copy and renames the file into place.
+/// output-stream); `write-data` starts copying `reader` into a temporary file
+/// (or a provider's `write-container-data` stream); `finish` waits for the
+/// copy and, on the filesystem, renames the file into place.
 pub struct OutgoingValue {
     writer: Option<DuplexStream>,
     reader: Option<DuplexStream>,
@@ -57,26 +69,38 @@ pub struct OutgoingValue {
 }
 
 struct Upload {
-    temp: PathBuf,
-    dest: PathBuf,
-    task: tokio::task::JoinHandle<Result<u64, BlobError>>,
+    kind: UploadKind,
     container: String,
     label: Arc<str>,
+}
+
+enum UploadKind {
+    Fs {
+        temp: PathBuf,
+        dest: PathBuf,
+        task: tokio::task::JoinHandle<Result<u64, BlobError>>,
+    },
+    /// Dropped unfinished, its call is left to run out (see `remote`).
+    Remote(RemoteUpload),
 }
 
 impl Drop for OutgoingValue {
     /// Dropped without `finish`: the value is corrupt, nothing is stored.
     fn drop(&mut self) {
-        if let Some(upload) = self.upload.take() {
-            upload.task.abort();
-            let _ = std::fs::remove_file(&upload.temp);
+        if let Some(Upload {
+            kind: UploadKind::Fs { temp, task, .. },
+            ..
+        }) = self.upload.take()
+        {
+            task.abort();
+            let _ = std::fs::remove_file(&temp);
         }
     }
 }
 
-/// A value being read: a bounded reader over a byte range of a file.
+/// A value being read: a bounded reader over a byte range of an object.
 pub struct IncomingValue {
-    reader: Option<tokio::io::Take<tokio::fs::File>>,
+    reader: Option<Box<dyn AsyncRead + Send + Unpin>>,
     size: u64,
     path: PathBuf,
 }
@@ -84,83 +108,113 @@ pub struct IncomingValue {
 type Res<T> = wasmtime::Result<Result<T, String>>;
 
 impl InvocationState {
-    fn container_handle(
-        &mut self,
-        c: &Resource<Container>,
-    ) -> wasmtime::Result<(FsRoot, PathBuf, String, Arc<str>)> {
-        let c = self.table_mut().get(c)?;
-        Ok((
-            c.root.clone(),
-            c.dir.clone(),
-            c.name.clone(),
-            c.label.clone(),
-        ))
+    fn container_handle(&mut self, c: &Resource<Container>) -> wasmtime::Result<Container> {
+        Ok(self.table_mut().get(c)?.clone())
     }
 
     fn push_container(
         &mut self,
         target: &BlobstoreTarget,
-        dir: PathBuf,
+        place: Place,
         name: String,
     ) -> wasmtime::Result<Resource<Container>> {
         Ok(self.table_mut().push(Container {
-            root: target.root.clone(),
-            dir,
+            place,
             name,
             label: target.label.clone(),
         })?)
     }
 }
 
-fn label_error(target: &BlobstoreTarget, e: BlobError) -> String {
+fn label_error(target: &BlobstoreTarget, e: impl std::fmt::Display) -> String {
     format!("blobstore ({}): {e}", target.label)
+}
+
+/// Resolves the invocation's blobstore, or returns its error to the guest.
+macro_rules! target {
+    ($self:ident) => {
+        match $self.blobstore().await {
+            Ok(t) => t,
+            Err(e) => return Ok(Err(e)),
+        }
+    };
 }
 
 impl blobstore::Host for InvocationState {
     async fn create_container(&mut self, name: String) -> Res<Resource<Container>> {
-        let target = match self.blobstore().await {
-            Ok(t) => t,
-            Err(e) => return Ok(Err(e)),
+        let target = target!(self);
+        let place = match &target.backend {
+            Backend::Fs(root) => root
+                .create_container(&name)
+                .await
+                .map(|dir| Place::Fs {
+                    root: root.clone(),
+                    dir,
+                })
+                .map_err(|e| label_error(&target, e)),
+            Backend::Remote(remote) => remote
+                .create_container(&name)
+                .await
+                .map(|()| Place::Remote(remote.clone()))
+                .map_err(|e| label_error(&target, e)),
         };
-        match target.root.create_container(&name).await {
-            Ok(dir) => Ok(Ok(self.push_container(&target, dir, name)?)),
-            Err(e) => Ok(Err(label_error(&target, e))),
+        match place {
+            Ok(place) => Ok(Ok(self.push_container(&target, place, name)?)),
+            Err(e) => Ok(Err(e)),
         }
     }
 
     async fn get_container(&mut self, name: String) -> Res<Resource<Container>> {
-        let target = match self.blobstore().await {
-            Ok(t) => t,
-            Err(e) => return Ok(Err(e)),
+        let target = target!(self);
+        let place = match &target.backend {
+            Backend::Fs(root) => root
+                .container(&name)
+                .await
+                .map(|dir| Place::Fs {
+                    root: root.clone(),
+                    dir,
+                })
+                .map_err(|e| label_error(&target, e)),
+            Backend::Remote(remote) => match remote.container_exists(&name).await {
+                Ok(true) => Ok(Place::Remote(remote.clone())),
+                Ok(false) => Err(label_error(
+                    &target,
+                    format!(
+                        "container `{name}` does not exist in blobstore provider `{}`: create it with `create-container` first",
+                        remote.target()
+                    ),
+                )),
+                Err(e) => Err(label_error(&target, e)),
+            },
         };
-        match target.root.container(&name).await {
-            Ok(dir) => Ok(Ok(self.push_container(&target, dir, name)?)),
-            Err(e) => Ok(Err(label_error(&target, e))),
+        match place {
+            Ok(place) => Ok(Ok(self.push_container(&target, place, name)?)),
+            Err(e) => Ok(Err(e)),
         }
     }
 
     async fn delete_container(&mut self, name: String) -> Res<()> {
-        let target = match self.blobstore().await {
-            Ok(t) => t,
-            Err(e) => return Ok(Err(e)),
+        let target = target!(self);
+        let result = match &target.backend {
+            Backend::Fs(root) => root
+                .delete_container(&name)
+                .await
+                .map_err(|e| e.to_string()),
+            Backend::Remote(remote) => remote.delete_container(&name).await,
         };
-        Ok(target
-            .root
-            .delete_container(&name)
-            .await
-            .map_err(|e| label_error(&target, e)))
+        Ok(result.map_err(|e| label_error(&target, e)))
     }
 
     async fn container_exists(&mut self, name: String) -> Res<bool> {
-        let target = match self.blobstore().await {
-            Ok(t) => t,
-            Err(e) => return Ok(Err(e)),
+        let target = target!(self);
+        let result = match &target.backend {
+            Backend::Fs(root) => root
+                .container_exists(&name)
+                .await
+                .map_err(|e| e.to_string()),
+            Backend::Remote(remote) => remote.container_exists(&name).await,
         };
-        Ok(target
-            .root
-            .container_exists(&name)
-            .await
-            .map_err(|e| label_error(&target, e)))
+        Ok(result.map_err(|e| label_error(&target, e)))
     }
 
     async fn copy_object(&mut self, src: types::ObjectId, dest: types::ObjectId) -> Res<()> {
@@ -179,23 +233,31 @@ impl InvocationState {
         dest: types::ObjectId,
         remove_source: bool,
     ) -> Res<()> {
-        let target = match self.blobstore().await {
-            Ok(t) => t,
-            Err(e) => return Ok(Err(e)),
-        };
-        let root = &target.root;
-        let result = async {
-            let src_dir = root.container(&src.container).await?;
-            let dest_dir = root.container(&dest.container).await?;
-            let from = root.object(&src_dir, &src.object).await?;
-            let to = root.object(&dest_dir, &dest.object).await?;
-            if remove_source {
-                root.rename(&from, &to).await
-            } else {
-                root.copy(&from, &to).await
+        let target = target!(self);
+        let result = match &target.backend {
+            Backend::Fs(root) => async {
+                let src_dir = root.container(&src.container).await?;
+                let dest_dir = root.container(&dest.container).await?;
+                let from = root.object(&src_dir, &src.object).await?;
+                let to = root.object(&dest_dir, &dest.object).await?;
+                if remove_source {
+                    root.rename(&from, &to).await
+                } else {
+                    root.copy(&from, &to).await
+                }
             }
-        }
-        .await;
+            .await
+            .map_err(|e| e.to_string()),
+            Backend::Remote(remote) => {
+                let src = super::remote::object_id(&src.container, &src.object);
+                let dest = super::remote::object_id(&dest.container, &dest.object);
+                if remove_source {
+                    remote.move_object(src, dest).await
+                } else {
+                    remote.copy_object(src, dest).await
+                }
+            }
+        };
         Ok(result.map_err(|e| label_error(&target, e)))
     }
 }
@@ -208,11 +270,19 @@ impl container::HostContainer for InvocationState {
     }
 
     async fn info(&mut self, c: Resource<Container>) -> Res<types::ContainerMetadata> {
-        let (_, dir, name, _) = self.container_handle(&c)?;
-        let c = self.table_mut().get(&c)?;
-        Ok(fs::stat(&dir, "container")
-            .await
-            .map(|(created_at, _)| types::ContainerMetadata { name, created_at })
+        let c = self.container_handle(&c)?;
+        let created_at = match &c.place {
+            Place::Fs { dir, .. } => fs::stat(dir, "container")
+                .await
+                .map(|(created_at, _)| created_at)
+                .map_err(|e| e.to_string()),
+            Place::Remote(remote) => remote.container_info(&c.name).await,
+        };
+        Ok(created_at
+            .map(|created_at| types::ContainerMetadata {
+                name: c.name.clone(),
+                created_at,
+            })
             .map_err(|e| c.fail(e)))
     }
 
@@ -223,20 +293,33 @@ impl container::HostContainer for InvocationState {
         start: u64,
         end: u64,
     ) -> Res<Resource<IncomingValue>> {
-        let (root, dir, _, _) = self.container_handle(&c)?;
-        let opened = async {
-            let path = root.object(&dir, &name).await?;
-            let (reader, size) = fs::open_range(&path, start, end).await?;
-            Ok::<_, BlobError>(IncomingValue {
-                reader: Some(reader),
-                size,
-                path,
-            })
-        }
-        .await;
+        let c = self.container_handle(&c)?;
+        let opened = match &c.place {
+            Place::Fs { root, dir } => async {
+                let path = root.object(dir, &name).await?;
+                let (reader, size) = fs::open_range(&path, start, end).await?;
+                Ok::<_, BlobError>(IncomingValue {
+                    reader: Some(Box::new(reader)),
+                    size,
+                    path,
+                })
+            }
+            .await
+            .map_err(|e| e.to_string()),
+            Place::Remote(remote) => {
+                remote
+                    .get_data(&c.name, &name, start, end)
+                    .await
+                    .map(|(reader, size)| IncomingValue {
+                        reader: Some(reader),
+                        size,
+                        path: PathBuf::from(format!("{}/{name}", c.name)),
+                    })
+            }
+        };
         match opened {
             Ok(value) => Ok(Ok(self.table_mut().push(value)?)),
-            Err(e) => Ok(Err(self.table_mut().get(&c)?.fail(e))),
+            Err(e) => Ok(Err(c.fail(e))),
         }
     }
 
@@ -246,51 +329,61 @@ impl container::HostContainer for InvocationState {
         name: String,
         data: Resource<OutgoingValue>,
     ) -> Res<()> {
-        let (root, dir, container, label) = self.container_handle(&c)?;
+        let c = self.container_handle(&c)?;
         let reader = {
             let value = self.table_mut().get_mut(&data)?;
             if value.upload.is_some() {
-                return Ok(Err(format!(
-                    "blobstore container `{container}`: this outgoing-value is already being written to `{name}`; create a new one per object"
-                )));
+                return Ok(Err(c.fail(format!(
+                    "this outgoing-value is already being written to `{name}`; create a new one per object"
+                ))));
             }
             value.reader.take()
         };
         let Some(reader) = reader else {
-            return Ok(Err(format!(
-                "blobstore container `{container}`: this outgoing-value was already written"
-            )));
+            return Ok(Err(c.fail("this outgoing-value was already written")));
         };
-        let started = async {
-            let dest = root.object(&dir, &name).await?;
-            let (temp, file) = fs::upload_file(&dest).await?;
-            let spool_temp = temp.clone();
-            let task = tokio::spawn(async move { fs::spool(reader, file, &spool_temp).await });
-            Ok::<_, BlobError>(Upload {
-                temp,
-                dest,
-                task,
-                container: container.clone(),
-                label,
-            })
-        }
-        .await;
+        let started = match &c.place {
+            Place::Fs { root, dir } => async {
+                let dest = root.object(dir, &name).await?;
+                let (temp, file) = fs::upload_file(&dest).await?;
+                let spool_temp = temp.clone();
+                let task = tokio::spawn(async move { fs::spool(reader, file, &spool_temp).await });
+                Ok::<_, BlobError>(UploadKind::Fs { temp, dest, task })
+            }
+            .await
+            .map_err(|e| e.to_string()),
+            Place::Remote(remote) => remote
+                .start_write(&c.name, &name, reader)
+                .await
+                .map(UploadKind::Remote),
+        };
         match started {
-            Ok(upload) => {
-                self.table_mut().get_mut(&data)?.upload = Some(upload);
+            Ok(kind) => {
+                self.table_mut().get_mut(&data)?.upload = Some(Upload {
+                    kind,
+                    container: c.name.clone(),
+                    label: c.label.clone(),
+                });
                 Ok(Ok(()))
             }
-            Err(e) => Ok(Err(self.table_mut().get(&c)?.fail(e))),
+            Err(e) => Ok(Err(c.fail(e))),
         }
     }
 
     async fn list_objects(&mut self, c: Resource<Container>) -> Res<Resource<ObjectNames>> {
-        let (_, dir, _, _) = self.container_handle(&c)?;
-        match fs::list(&dir).await {
+        let c = self.container_handle(&c)?;
+        let names = match &c.place {
+            Place::Fs { dir, .. } => fs::list(dir).await.map_err(|e| e.to_string()),
+            Place::Remote(remote) => remote.list(&c.name).await.map(|mut names| {
+                names.sort();
+                names
+            }),
+        };
+        match names {
             Ok(names) => Ok(Ok(self.table_mut().push(ObjectNames {
                 names: names.into(),
             })?)),
-            Err(e) => Ok(Err(self.table_mut().get(&c)?.fail(e))),
+            Err(e) => Ok(Err(c.fail(e))),
         }
     }
 
@@ -303,16 +396,17 @@ impl container::HostContainer for InvocationState {
     }
 
     async fn has_object(&mut self, c: Resource<Container>, name: String) -> Res<bool> {
-        let (root, dir, _, _) = self.container_handle(&c)?;
-        let found = async {
-            let path = root.object(&dir, &name).await?;
-            fs::exists(&path).await
-        }
-        .await;
-        Ok(found.map_err(|e| match self.table_mut().get(&c) {
-            Ok(c) => c.fail(e),
-            Err(_) => e.to_string(),
-        }))
+        let c = self.container_handle(&c)?;
+        let found = match &c.place {
+            Place::Fs { root, dir } => async {
+                let path = root.object(dir, &name).await?;
+                fs::exists(&path).await
+            }
+            .await
+            .map_err(|e| e.to_string()),
+            Place::Remote(remote) => remote.has_object(&c.name, &name).await,
+        };
+        Ok(found.map_err(|e| c.fail(e)))
     }
 
     async fn object_info(
@@ -320,29 +414,34 @@ impl container::HostContainer for InvocationState {
         c: Resource<Container>,
         name: String,
     ) -> Res<types::ObjectMetadata> {
-        let (root, dir, container, _) = self.container_handle(&c)?;
-        let info = async {
-            let path = root.object(&dir, &name).await?;
-            fs::stat(&path, "object").await
-        }
-        .await;
+        let c = self.container_handle(&c)?;
+        let info = match &c.place {
+            Place::Fs { root, dir } => async {
+                let path = root.object(dir, &name).await?;
+                fs::stat(&path, "object").await
+            }
+            .await
+            .map_err(|e| e.to_string()),
+            Place::Remote(remote) => remote.object_info(&c.name, &name).await,
+        };
         match info {
             Ok((created_at, size)) => Ok(Ok(types::ObjectMetadata {
                 name,
-                container,
+                container: c.name.clone(),
                 created_at,
                 size,
             })),
-            Err(e) => Ok(Err(self.table_mut().get(&c)?.fail(e))),
+            Err(e) => Ok(Err(c.fail(e))),
         }
     }
 
     async fn clear(&mut self, c: Resource<Container>) -> Res<()> {
-        let (_, dir, _, _) = self.container_handle(&c)?;
-        match fs::clear(&dir).await {
-            Ok(()) => Ok(Ok(())),
-            Err(e) => Ok(Err(self.table_mut().get(&c)?.fail(e))),
-        }
+        let c = self.container_handle(&c)?;
+        let cleared = match &c.place {
+            Place::Fs { dir, .. } => fs::clear(dir).await.map_err(|e| e.to_string()),
+            Place::Remote(remote) => remote.clear_container(&c.name).await,
+        };
+        Ok(cleared.map_err(|e| c.fail(e)))
     }
 
     async fn drop(&mut self, c: Resource<Container>) -> wasmtime::Result<()> {
@@ -353,19 +452,20 @@ impl container::HostContainer for InvocationState {
 
 impl InvocationState {
     async fn delete_names(&mut self, c: Resource<Container>, names: Vec<String>) -> Res<()> {
-        let (root, dir, _, _) = self.container_handle(&c)?;
-        let deleted = async {
-            for name in &names {
-                let path = root.object(&dir, name).await?;
-                fs::delete(&path).await?;
+        let c = self.container_handle(&c)?;
+        let deleted = match &c.place {
+            Place::Fs { root, dir } => async {
+                for name in &names {
+                    let path = root.object(dir, name).await?;
+                    fs::delete(&path).await?;
+                }
+                Ok::<_, BlobError>(())
             }
-            Ok::<_, BlobError>(())
-        }
-        .await;
-        match deleted {
-            Ok(()) => Ok(Ok(())),
-            Err(e) => Ok(Err(self.table_mut().get(&c)?.fail(e))),
-        }
+            .await
+            .map_err(|e| e.to_string()),
+            Place::Remote(remote) => remote.delete_objects(&c.name, &names).await,
+        };
+        Ok(deleted.map_err(|e| c.fail(e)))
     }
 }
 
@@ -439,25 +539,47 @@ impl types::HostOutgoingValue for InvocationState {
             ));
         };
         let fail = |e: String| {
-            let _ = std::fs::remove_file(&upload.temp);
             format!(
                 "blobstore container `{}` ({}): {e}",
                 upload.container, upload.label
             )
         };
-        let written = match upload.task.await {
-            Ok(Ok(n)) => n,
-            Ok(Err(e)) => return Ok(Err(fail(e.to_string()))),
-            Err(e) => return Ok(Err(fail(format!("the upload task failed: {e}")))),
-        };
-        if let Err(e) = tokio::fs::rename(&upload.temp, &upload.dest).await {
-            return Ok(Err(fail(format!(
-                "cannot move the upload into place at `{}`: {e}",
-                upload.dest.display()
-            ))));
+        match upload.kind {
+            UploadKind::Fs { temp, dest, task } => {
+                let stored = async {
+                    let written = match task.await {
+                        Ok(Ok(n)) => n,
+                        Ok(Err(e)) => return Err(e.to_string()),
+                        Err(e) => return Err(format!("the upload task failed: {e}")),
+                    };
+                    tokio::fs::rename(&temp, &dest).await.map_err(|e| {
+                        format!(
+                            "cannot move the upload into place at `{}`: {e}",
+                            dest.display()
+                        )
+                    })?;
+                    Ok(written)
+                }
+                .await;
+                match stored {
+                    Ok(written) => {
+                        tracing::debug!(path = %dest.display(), bytes = written, "blob stored");
+                        Ok(Ok(()))
+                    }
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&temp);
+                        Ok(Err(fail(e)))
+                    }
+                }
+            }
+            UploadKind::Remote(remote) => match remote.finish().await {
+                Ok(written) => {
+                    tracing::debug!(container = %upload.container, bytes = written, "blob stored by the provider");
+                    Ok(Ok(()))
+                }
+                Err(e) => Ok(Err(fail(e))),
+            },
         }
-        tracing::debug!(path = %upload.dest.display(), bytes = written, "blob stored");
-        Ok(Ok(()))
     }
 
     async fn drop(&mut self, value: Resource<OutgoingValue>) -> wasmtime::Result<()> {

@@ -220,25 +220,15 @@ impl KeyValueService {
     }
 }
 
-/// The merged target config of `component`'s keyvalue link `link_name`.
+/// The merged target config of `component`'s keyvalue link `link_name`
+/// (empty when the lattice view is unavailable).
 fn link_target_config(
     host: &HostInner,
     component: &str,
     target: &str,
     link_name: &str,
 ) -> BTreeMap<String, String> {
-    let Ok(view) = host.view.read() else {
-        return BTreeMap::new();
-    };
-    view.links_from(component)
-        .iter()
-        .find(|l| {
-            l.target == target
-                && l.name == link_name
-                && l.wit_namespace == "wasi"
-                && l.wit_package == "keyvalue"
-        })
-        .map(|l| view.merged_config(&l.target_config))
+    super::link_target_config(host, component, target, link_name, ("wasi", "keyvalue"))
         .unwrap_or_default()
 }
 

@@ -127,20 +127,13 @@ impl MessagingService {
             .and_then(|p| p.get(&*target).cloned());
         match slot {
             Some(slot) if is_builtin_messaging(&slot.image_ref) => {
-                let Ok(view) = host.view.read() else {
-                    return Err("the lattice view is unavailable".into());
-                };
-                let config = view
-                    .links_from(component)
-                    .iter()
-                    .find(|l| {
-                        l.target == *target
-                            && l.name == link_name
-                            && l.wit_namespace == "wasmcloud"
-                            && l.wit_package == "messaging"
-                    })
-                    .map(|l| view.merged_config(&l.target_config))
-                    .unwrap_or_default();
+                let config = super::link_target_config(
+                    &host,
+                    component,
+                    &target,
+                    link_name,
+                    ("wasmcloud", "messaging"),
+                )?;
                 if let Some(key) = OTHER_CLUSTER_KEYS.iter().find(|k| config.contains_key(**k)) {
                     return Err(format!(
                         "component `{component}` links messaging (`{link_name}`) to the built-in `{target}` with `{key}` in its config: the built-in uses the host's own NATS connection; remove `{key}`, or use a messaging-nats provider process for another NATS"

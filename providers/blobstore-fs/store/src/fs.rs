@@ -1,4 +1,4 @@
-//! `builtin://blobstore-fs`: containers are directories under a root
+//! The filesystem blobstore: containers are directories under a root
 //! directory, objects are files in them (nested object names such as
 //! `a/b.txt` are subdirectories). Every name is checked before it touches the
 //! filesystem, and every path is checked to stay inside the root after
@@ -6,15 +6,17 @@
 //! of the root are refused.
 //!
 //! Writes go to a hidden temporary file next to the object and are renamed
-//! into place when the guest calls `outgoing-value.finish`, so a reader never
-//! sees half an object and an abandoned upload leaves nothing behind.
+//! into place when the upload is complete (`outgoing-value.finish` in the
+//! host, the end of the `write-container-data` stream in the provider), so a
+//! reader never sees half an object and an abandoned upload leaves nothing
+//! behind.
 
 use std::path::{Component, Path, PathBuf};
 use std::time::SystemTime;
 
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
 
-use super::BlobError;
+use crate::BlobError;
 
 /// Prefix of in-progress uploads; such files are never listed or served.
 pub const UPLOAD_PREFIX: &str = ".trellis-upload-";
@@ -337,6 +339,21 @@ pub async fn list(dir: &Path) -> Result<Vec<String>, BlobError> {
     Ok(names)
 }
 
+/// How many bytes the inclusive range `start..=end` covers in an object of
+/// `size` bytes (clamped to the object; `0` when it starts past the end).
+pub fn range_len(start: u64, end: u64, size: u64) -> Result<u64, BlobError> {
+    if end < start {
+        return Err(BlobError::Range { start, end });
+    }
+    Ok(if start >= size {
+        0
+    } else {
+        end.min(size.saturating_sub(1))
+            .saturating_sub(start)
+            .saturating_add(1)
+    })
+}
+
 /// Opens `path` for reading bytes `start..=end` (clamped to the file).
 /// Returns the reader and how many bytes it yields.
 pub async fn open_range(
@@ -344,9 +361,6 @@ pub async fn open_range(
     start: u64,
     end: u64,
 ) -> Result<(tokio::io::Take<tokio::fs::File>, u64), BlobError> {
-    if end < start {
-        return Err(BlobError::Range { start, end });
-    }
     let mut file = tokio::fs::File::open(path)
         .await
         .map_err(|e| io("open object", path, e))?;
@@ -361,14 +375,7 @@ pub async fn open_range(
             std::io::Error::new(std::io::ErrorKind::NotFound, "not a file"),
         ));
     }
-    let size = meta.len();
-    let len = if start >= size {
-        0
-    } else {
-        end.min(size.saturating_sub(1))
-            .saturating_sub(start)
-            .saturating_add(1)
-    };
+    let len = range_len(start, end, meta.len())?;
     if len > 0 {
         file.seek(std::io::SeekFrom::Start(start))
             .await
@@ -405,6 +412,28 @@ pub async fn spool(
         .map_err(|e| io("write object", temp, e))?;
     out.flush().await.map_err(|e| io("write object", temp, e))?;
     Ok(n)
+}
+
+/// Stores everything `reader` yields as object `dest`: spooled into a
+/// temporary file next to it and renamed into place once `reader` ends; on
+/// any failure the temporary file is removed and `dest` is left as it was.
+pub async fn store(
+    reader: impl tokio::io::AsyncRead + Unpin,
+    dest: &Path,
+) -> Result<u64, BlobError> {
+    let (temp, file) = upload_file(dest).await?;
+    let result = async {
+        let n = spool(reader, file, &temp).await?;
+        tokio::fs::rename(&temp, dest)
+            .await
+            .map_err(|e| io("move the upload into place at", dest, e))?;
+        Ok(n)
+    }
+    .await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&temp).await;
+    }
+    result
 }
 
 /// Reads at most `limit` bytes of `reader` into memory.
@@ -497,6 +526,30 @@ mod tests {
             assert_eq!(len, want.len() as u64);
         }
         assert!(open_range(&path, 5, 4).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn store_renames_into_place_and_cleans_up_on_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("sub/obj");
+        let n = store(&b"hello"[..], &dest).await.unwrap();
+        assert_eq!(n, 5);
+        assert_eq!(std::fs::read(&dest).unwrap(), b"hello");
+        struct Failing;
+        impl tokio::io::AsyncRead for Failing {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+                _: &mut tokio::io::ReadBuf<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Err(std::io::Error::other("cut")))
+            }
+        }
+        assert!(store(Failing, &dest).await.is_err());
+        assert_eq!(std::fs::read(&dest).unwrap(), b"hello");
+        assert_eq!(list(dir.path()).await.unwrap(), vec!["sub/obj"]);
+        let leftovers = std::fs::read_dir(dir.path().join("sub")).unwrap().count();
+        assert_eq!(leftovers, 1, "the failed upload's temporary file is gone");
     }
 
     #[tokio::test]
