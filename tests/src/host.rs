@@ -267,6 +267,21 @@ impl HostProcess {
         self.child.id()
     }
 
+    /// The pid of the host's child process (a provider) whose command line
+    /// mentions `name`, if one runs.
+    pub fn child_pid(&self, name: &str) -> Option<u32> {
+        let out = std::process::Command::new("pgrep")
+            .args(["-P", &self.pid()?.to_string(), "-f", name])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// The file receiving the host's stdout and stderr.
     pub fn log_path(&self) -> &Path {
         &self.log_path

@@ -299,27 +299,15 @@ async fn fifty_mib_object_streams_through_the_provider_process() {
     let b = l.host().await.unwrap();
     let root = tempfile::tempdir().unwrap();
     let port = deploy_blobby(&mut l, &a, root.path(), Backend::Process(&b)).await;
-    let provider = child_pid(&b, "blobstore-fs-provider").expect("provider process");
+    let provider = b
+        .child_pid("blobstore-fs-provider")
+        .expect("provider process");
     fifty_mib(
         port,
         root.path(),
         &[("host", a.pid().unwrap()), ("provider", provider)],
     )
     .await;
-}
-
-/// Pid of the child process of `host` whose command line mentions `name`.
-fn child_pid(host: &HostProcess, name: &str) -> Option<u32> {
-    let out = std::process::Command::new("pgrep")
-        .args(["-P", &host.pid()?.to_string(), "-f", name])
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()?
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// Streams a 50 MiB object up and down through blobby on `port` (stored
