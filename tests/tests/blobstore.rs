@@ -167,6 +167,66 @@ async fn blobby_round_trip_through_the_provider_process_on_another_host() {
     assert!(body.contains("blobstore provider `blobstore`"), "{body}");
 }
 
+/// An upload that never finishes (the invocation runs out of time half-way)
+/// through the provider: the wire cannot abort a `write-container-data`
+/// stream, so the host leaves it open past the call's deadline and the
+/// provider discards what it received. The object keeps its old content and
+/// no temporary file is left.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_abandoned_upload_through_the_provider_stores_nothing() {
+    let mut l = TestLattice::start().await.unwrap();
+    let a = HostProcess::start(l.host_options().arg("--max-execution-time-ms").arg("3000"))
+        .await
+        .unwrap();
+    let b = l.host().await.unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let port = deploy_blobby(&mut l, &a, root.path(), Backend::Process(&b)).await;
+    assert_eq!(request(port, "PUT", "/half.bin", b"v1").await.0, 201);
+
+    // 1 MiB, then a body that never ends: the invocation traps at 3 s.
+    let body = StreamBody::new(
+        futures::stream::iter([Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(
+            chunk(0),
+        ))])
+        .chain(futures::stream::pending()),
+    );
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = hyper::Request::put("/half.bin")
+        .header("host", format!("127.0.0.1:{port}"))
+        .body(body)
+        .unwrap();
+    let started = std::time::Instant::now();
+    let answer = tokio::time::timeout(WAIT, sender.send_request(req)).await;
+    assert!(
+        !matches!(&answer, Ok(Ok(resp)) if resp.status().as_u16() == 201),
+        "an upload cut by the deadline was acknowledged"
+    );
+    // Past the provider's deadline and the host's grace (5 s) after it.
+    let dir = root.path().join("blobby");
+    while started.elapsed() < std::time::Duration::from_secs(10) {
+        assert_eq!(std::fs::read(dir.join("half.bin")).unwrap(), b"v1");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(trellis_host_upload_prefix()))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    assert_eq!(http_get(port, "/half.bin").await.unwrap().1, "v1");
+}
+
+/// The prefix of in-progress upload files (`trellis-blobstore-fs`).
+fn trellis_host_upload_prefix() -> &'static str {
+    ".trellis-upload-"
+}
+
 /// Upload, download, list, delete, bad names and a missing container, with
 /// blobby's blobstore rooted at `root`.
 async fn round_trip_and_bad_names(port: u16, root: &std::path::Path) {

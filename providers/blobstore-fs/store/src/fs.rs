@@ -416,24 +416,32 @@ pub async fn spool(
 
 /// Stores everything `reader` yields as object `dest`: spooled into a
 /// temporary file next to it and renamed into place once `reader` ends; on
-/// any failure the temporary file is removed and `dest` is left as it was.
+/// any failure, or if the returned future is dropped before it completes,
+/// the temporary file is removed and `dest` is left as it was.
 pub async fn store(
     reader: impl tokio::io::AsyncRead + Unpin,
     dest: &Path,
 ) -> Result<u64, BlobError> {
     let (temp, file) = upload_file(dest).await?;
-    let result = async {
-        let n = spool(reader, file, &temp).await?;
-        tokio::fs::rename(&temp, dest)
-            .await
-            .map_err(|e| io("move the upload into place at", dest, e))?;
-        Ok(n)
+    let mut pending = PendingUpload(Some(temp));
+    let temp = pending.0.as_deref().unwrap_or(dest);
+    let n = spool(reader, file, temp).await?;
+    tokio::fs::rename(temp, dest)
+        .await
+        .map_err(|e| io("move the upload into place at", dest, e))?;
+    pending.0 = None;
+    Ok(n)
+}
+
+/// A temporary upload file, removed when dropped unless taken out.
+struct PendingUpload(Option<PathBuf>);
+
+impl Drop for PendingUpload {
+    fn drop(&mut self) {
+        if let Some(temp) = self.0.take() {
+            let _ = std::fs::remove_file(temp);
+        }
     }
-    .await;
-    if result.is_err() {
-        let _ = tokio::fs::remove_file(&temp).await;
-    }
-    result
 }
 
 /// Reads at most `limit` bytes of `reader` into memory.
@@ -550,6 +558,18 @@ mod tests {
         assert_eq!(list(dir.path()).await.unwrap(), vec!["sub/obj"]);
         let leftovers = std::fs::read_dir(dir.path().join("sub")).unwrap().count();
         assert_eq!(leftovers, 1, "the failed upload's temporary file is gone");
+
+        // Dropped half-way (its reader never ends): nothing is left either.
+        let (mut writer, reader) = tokio::io::duplex(64);
+        tokio::io::AsyncWriteExt::write_all(&mut writer, b"partial")
+            .await
+            .unwrap();
+        let stalled =
+            tokio::time::timeout(std::time::Duration::from_millis(100), store(reader, &dest)).await;
+        assert!(stalled.is_err());
+        assert_eq!(std::fs::read(&dest).unwrap(), b"hello");
+        let leftovers = std::fs::read_dir(dir.path().join("sub")).unwrap().count();
+        assert_eq!(leftovers, 1, "the dropped upload's temporary file is gone");
     }
 
     #[tokio::test]
