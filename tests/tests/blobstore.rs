@@ -167,6 +167,28 @@ async fn blobby_round_trip_through_the_provider_process_on_another_host() {
     assert!(body.contains("blobstore provider `blobstore`"), "{body}");
 }
 
+/// The provider process on blobby's own host is a provider like any other:
+/// called over wRPC, not taken for a built-in.
+#[tokio::test(flavor = "multi_thread")]
+async fn blobby_through_the_provider_process_on_its_own_host() {
+    let mut l = TestLattice::start().await.unwrap();
+    let a = l.host().await.unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let port = deploy_blobby(&mut l, &a, root.path(), Backend::Process(&a)).await;
+    assert_eq!(request(port, "PUT", "/same.txt", b"same host").await.0, 201);
+    assert_eq!(
+        http_get(port, "/same.txt").await.unwrap(),
+        (200, "same host".to_string())
+    );
+    assert_eq!(
+        std::fs::read(root.path().join("blobby/same.txt")).unwrap(),
+        b"same host"
+    );
+    let (status, body) = http_get(port, "/?container=nope").await.unwrap();
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("blobstore provider `blobstore`"), "{body}");
+}
+
 /// An upload that never finishes (the invocation runs out of time half-way)
 /// through the provider: the wire cannot abort a `write-container-data`
 /// stream, so the host leaves it open past the call's deadline and the
