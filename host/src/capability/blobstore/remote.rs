@@ -6,10 +6,11 @@
 //! Object bodies stream both ways without being held:
 //!
 //! - **Reads** go in windows of [`DOWNLOAD_WINDOW_BYTES`], one
-//!   `get-container-data` call each, the next one only once the guest has
-//!   taken the previous one. NATS has no flow control, so a single call for
-//!   the whole object would let the provider push it into the host's memory
-//!   as fast as the network allows; windows bound what is in flight.
+//!   `get-container-data` call each; the next window's call is opened while
+//!   the guest reads the current one, never more. NATS has no flow control,
+//!   so a single call for the whole object would let the provider push it
+//!   into the host's memory as fast as the network allows; windows bound
+//!   what is in flight to two.
 //! - **Writes** are one `write-container-data` call whose `stream<u8>`
 //!   carries what the guest writes to the value's output-stream, in chunks of
 //!   at most [`UPLOAD_CHUNK_BYTES`]; the NATS connection's bounded queue
@@ -334,7 +335,10 @@ impl RemoteBlobstore {
     }
 
     /// Reads `len` bytes from `start`, one window at a time, into `tx`;
-    /// stops early when the reader is gone, and hands a failure to it.
+    /// stops early when the reader is gone, and hands a failure to it. The
+    /// next window's call is opened while the current one is forwarded, so
+    /// its bytes are on their way when the guest needs them: at most two
+    /// windows are in flight.
     async fn pump(
         self,
         id: ObjectId,
@@ -343,47 +347,88 @@ impl RemoteBlobstore {
         tx: mpsc::Sender<std::io::Result<Bytes>>,
     ) {
         let last = start.saturating_add(len.saturating_sub(1));
-        let mut first = start;
-        while first <= last && !tx.is_closed() {
-            let window_end = first
-                .saturating_add(DOWNLOAD_WINDOW_BYTES.saturating_sub(1))
-                .min(last);
-            if let Err(message) = self.window(&id, first, window_end, &tx).await {
+        let mut windows = Windows {
+            next: Some(start),
+            last,
+        };
+        let mut current = match windows.next() {
+            Some((first, end)) => self.open_window(&id, first, end).await,
+            None => return,
+        };
+        loop {
+            let window = match current {
+                Ok(window) => window,
+                Err(message) => {
+                    let _ = tx.send(Err(std::io::Error::other(message))).await;
+                    return;
+                }
+            };
+            let upcoming = windows.next();
+            let prefetch = async {
+                match upcoming {
+                    Some((first, end)) if !tx.is_closed() => {
+                        Some(self.open_window(&id, first, end).await)
+                    }
+                    _ => None,
+                }
+            };
+            let (forwarded, opened) = tokio::join!(self.forward(&id, window, &tx), prefetch);
+            if let Err(message) = forwarded {
+                if let Some(Ok(next)) = opened {
+                    abort(next.io);
+                }
                 let _ = tx.send(Err(std::io::Error::other(message))).await;
                 return;
             }
-            match window_end.checked_add(1) {
-                Some(next) => first = next,
-                None => return,
+            match opened {
+                Some(next) if !tx.is_closed() => current = next,
+                Some(Ok(next)) => return abort(next.io),
+                _ => return,
             }
         }
     }
 
-    /// One `get-container-data` call for `first..=last`, forwarded to `tx`.
-    async fn window(
-        &self,
-        id: &ObjectId,
-        first: u64,
-        last: u64,
-        tx: &mpsc::Sender<std::io::Result<Bytes>>,
-    ) -> Result<(), String> {
-        let op = "get-container-data";
-        let want = last.saturating_sub(first).saturating_add(1);
+    /// Opens the `get-container-data` call for `first..=last`.
+    async fn open_window(&self, id: &ObjectId, first: u64, last: u64) -> Result<Window, String> {
         let (client, cx) = self.call(self.remaining())?;
         let (result, io) = self
             .first_answer(
-                op,
+                WINDOW_OP,
                 blobstore::get_container_data(&client, cx, id, first, last),
             )
             .await?;
         let io = io.map(tokio::spawn);
-        let (mut data, status) = match result {
-            Ok(answer) => answer,
+        match result {
+            Ok((data, status)) => Ok(Window {
+                data,
+                status,
+                io,
+                first,
+                last,
+            }),
             Err(message) => {
                 abort(io);
-                return Err(message);
+                Err(message)
             }
-        };
+        }
+    }
+
+    /// Forwards one window's bytes to `tx` and checks that the provider sent
+    /// the whole range and nothing more.
+    async fn forward(
+        &self,
+        id: &ObjectId,
+        window: Window,
+        tx: &mpsc::Sender<std::io::Result<Bytes>>,
+    ) -> Result<(), String> {
+        let Window {
+            mut data,
+            status,
+            io,
+            first,
+            last,
+        } = window;
+        let want = last.saturating_sub(first).saturating_add(1);
         let mut got = 0u64;
         while let Some(chunk) = data.next().await {
             got = got.saturating_add(chunk.len() as u64);
@@ -396,7 +441,7 @@ impl RemoteBlobstore {
             return Ok(());
         }
         status.await?;
-        self.finish_io(op, io).await?;
+        self.finish_io(WINDOW_OP, io).await?;
         if got != want {
             return Err(format!(
                 "object `{}` in container `{}` changed while it was read: bytes {first}..={last} \
@@ -441,6 +486,38 @@ impl RemoteBlobstore {
             Ok(sent_rx.await.unwrap_or(0))
         });
         Ok(RemoteUpload { finish, task })
+    }
+}
+
+/// The wire function of a read window.
+const WINDOW_OP: &str = "get-container-data";
+
+/// One opened read window: its bytes, its status and the call's I/O.
+struct Window {
+    data: Pin<Box<dyn Stream<Item = Bytes> + Send>>,
+    status: Pin<Box<dyn Future<Output = Result<(), String>> + Send>>,
+    io: Io,
+    first: u64,
+    last: u64,
+}
+
+/// The windows of an inclusive byte range, in order.
+struct Windows {
+    next: Option<u64>,
+    last: u64,
+}
+
+impl Iterator for Windows {
+    /// First and last byte of a window.
+    type Item = (u64, u64);
+
+    fn next(&mut self) -> Option<(u64, u64)> {
+        let first = self.next.filter(|first| *first <= self.last)?;
+        let end = first
+            .saturating_add(DOWNLOAD_WINDOW_BYTES.saturating_sub(1))
+            .min(self.last);
+        self.next = end.checked_add(1);
+        Some((first, end))
     }
 }
 
@@ -494,6 +571,26 @@ fn upload_stream(
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt as _;
+
+    #[test]
+    fn windows_cover_the_range_exactly() {
+        let w = DOWNLOAD_WINDOW_BYTES;
+        let all: Vec<_> = Windows {
+            next: Some(10),
+            last: 10 + 2 * w,
+        }
+        .collect();
+        assert_eq!(
+            all,
+            vec![(10, 9 + w), (10 + w, 9 + 2 * w), (10 + 2 * w, 10 + 2 * w)]
+        );
+        let one: Vec<_> = Windows {
+            next: Some(u64::MAX),
+            last: u64::MAX,
+        }
+        .collect();
+        assert_eq!(one, vec![(u64::MAX, u64::MAX)]);
+    }
 
     #[tokio::test]
     async fn upload_stream_ends_only_on_finish() {
