@@ -3,6 +3,7 @@
 use async_nats::jetstream::kv;
 use bytes::Bytes;
 use futures::{StreamExt as _, TryStreamExt as _};
+use trellis_keyvalue_provider::{Bucket as KeyValueBucket, KeyPage};
 
 /// How many times an increment re-reads and retries when another writer
 /// changed the key between its read and its compare-and-set. Each retry is
@@ -52,15 +53,6 @@ pub enum KvError {
     },
 }
 
-/// One `list-keys` page.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct KeyPage {
-    /// Keys of this page.
-    pub keys: Vec<String>,
-    /// Position of the next page, `None` after the last.
-    pub cursor: Option<u64>,
-}
-
 /// An opened bucket.
 #[derive(Clone, Debug)]
 pub struct Bucket {
@@ -82,9 +74,13 @@ impl Bucket {
             message: e.to_string(),
         }
     }
+}
+
+impl KeyValueBucket for Bucket {
+    type Error = KvError;
 
     /// The value of `key`, `None` when absent or deleted.
-    pub async fn get(&self, key: &str) -> Result<Option<Bytes>, KvError> {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, KvError> {
         self.store
             .get(key)
             .await
@@ -92,7 +88,7 @@ impl Bucket {
     }
 
     /// Writes `value` at `key`.
-    pub async fn set(&self, key: &str, value: Bytes) -> Result<(), KvError> {
+    async fn set(&self, key: &str, value: Bytes) -> Result<(), KvError> {
         self.store
             .put(key, value)
             .await
@@ -101,7 +97,7 @@ impl Bucket {
     }
 
     /// Removes `key` and its history (a purge, as wasmCloud's provider does).
-    pub async fn delete(&self, key: &str) -> Result<(), KvError> {
+    async fn delete(&self, key: &str) -> Result<(), KvError> {
         self.store
             .purge(key)
             .await
@@ -109,14 +105,14 @@ impl Bucket {
     }
 
     /// Whether `key` holds a value.
-    pub async fn exists(&self, key: &str) -> Result<bool, KvError> {
+    async fn exists(&self, key: &str) -> Result<bool, KvError> {
         Ok(self.get(key).await?.is_some())
     }
 
     /// The keys after position `cursor`, one page at a time. JetStream
     /// lists keys in a stable order while the bucket does not change, so the
     /// cursor is a position in that listing.
-    pub async fn list_keys(&self, cursor: Option<u64>) -> Result<KeyPage, KvError> {
+    async fn list_keys(&self, cursor: Option<u64>) -> Result<KeyPage, KvError> {
         let skip = usize::try_from(cursor.unwrap_or(0)).unwrap_or(usize::MAX);
         let keys = match self.store.keys().await {
             Ok(keys) => keys,
@@ -140,7 +136,7 @@ impl Bucket {
     /// returns the new value. A compare-and-set on the entry's revision, so
     /// concurrent increments from any number of callers or provider
     /// instances never lose one.
-    pub async fn increment(&self, key: &str, delta: u64) -> Result<u64, KvError> {
+    async fn increment(&self, key: &str, delta: u64) -> Result<u64, KvError> {
         for _ in 0..MAX_INCREMENT_ATTEMPTS {
             let entry = self
                 .store
@@ -183,10 +179,7 @@ impl Bucket {
     }
 
     /// The values of `keys`, `None` for absent ones, in the order asked.
-    pub async fn get_many(
-        &self,
-        keys: Vec<String>,
-    ) -> Result<Vec<Option<(String, Bytes)>>, KvError> {
+    async fn get_many(&self, keys: Vec<String>) -> Result<Vec<Option<(String, Bytes)>>, KvError> {
         futures::stream::iter(keys)
             .map(|key| async move {
                 let value = self.get(&key).await?;
@@ -198,7 +191,7 @@ impl Bucket {
     }
 
     /// Writes every pair; stops at the first failure (earlier writes stay).
-    pub async fn set_many(&self, entries: Vec<(String, Bytes)>) -> Result<(), KvError> {
+    async fn set_many(&self, entries: Vec<(String, Bytes)>) -> Result<(), KvError> {
         futures::stream::iter(entries)
             .map(|(key, value)| async move { self.set(&key, value).await })
             .buffer_unordered(BATCH_CONCURRENCY)
@@ -207,7 +200,7 @@ impl Bucket {
     }
 
     /// Deletes every key; absent keys are skipped.
-    pub async fn delete_many(&self, keys: Vec<String>) -> Result<(), KvError> {
+    async fn delete_many(&self, keys: Vec<String>) -> Result<(), KvError> {
         futures::stream::iter(keys)
             .map(|key| async move { self.delete(&key).await })
             .buffer_unordered(BATCH_CONCURRENCY)

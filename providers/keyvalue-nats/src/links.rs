@@ -12,6 +12,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_nats::jetstream;
 use tokio::sync::OnceCell;
+use trellis_keyvalue_provider::{LinkId, LinkTable, NotLinked};
 use trellis_provider_sdk::{HealthCheckResponse, InitContext, LinkConfig, LinkKey, Provider};
 
 use crate::config::{BucketConfig, ConfigError};
@@ -21,22 +22,9 @@ use crate::kv::Bucket;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
-    /// The call carries no `source-id` header.
-    #[error(
-        "the call carries no source-id header: the keyvalue-nats provider serves linked components only"
-    )]
-    NoSource,
-    /// No link from the caller to this provider under that name.
-    #[error(
-        "component `{source_id}` has no link named `{link_name}` to this keyvalue-nats provider: \
-         link it (wash link put {source_id} <provider-id> wasi keyvalue --interface store --target-config …)"
-    )]
-    NotLinked {
-        /// The caller.
-        source_id: String,
-        /// The link name of the call.
-        link_name: String,
-    },
+    /// The call matches no link.
+    #[error(transparent)]
+    NotLinked(#[from] NotLinked),
     /// The link's config is unusable.
     #[error("link `{link_name}` from `{source_id}`: {error}")]
     Config {
@@ -63,13 +51,6 @@ pub enum OpenError {
         /// Why.
         message: String,
     },
-}
-
-/// Which link a call comes over.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct LinkId {
-    source_id: String,
-    link_name: String,
 }
 
 /// One link's bucket: its resolved config and, once opened, the bucket.
@@ -201,11 +182,20 @@ async fn connect(config: &BucketConfig) -> Result<async_nats::Client, OpenError>
 pub const DEFAULT_CLUSTER_URI: &str = "nats://127.0.0.1:4222";
 
 /// The keyvalue-nats provider's state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct KvNats {
     /// The provider's config: defaults for every link.
     defaults: RwLock<HashMap<String, String>>,
-    links: RwLock<HashMap<LinkId, Arc<LinkedBucket>>>,
+    links: LinkTable<Arc<LinkedBucket>>,
+}
+
+impl Default for KvNats {
+    fn default() -> Self {
+        Self {
+            defaults: RwLock::default(),
+            links: LinkTable::new("keyvalue-nats"),
+        }
+    }
 }
 
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -219,36 +209,14 @@ fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 }
 
 impl KvNats {
-    /// The link a call is for: the caller's link named `link_name`; else,
-    /// as wasmCloud's provider resolves it, the caller's link named like the
-    /// bucket the component opened.
+    /// The link a call is for (see [`LinkTable::lookup`]).
     pub fn linked_bucket(
         &self,
         source_id: Option<&str>,
         link_name: &str,
         opened: &str,
     ) -> Result<Arc<LinkedBucket>, OpenError> {
-        let source_id = source_id.ok_or(OpenError::NoSource)?;
-        let links = read(&self.links);
-        [link_name, opened]
-            .iter()
-            .find_map(|name| {
-                links.get(&LinkId {
-                    source_id: source_id.to_string(),
-                    link_name: (*name).to_string(),
-                })
-            })
-            .cloned()
-            .ok_or_else(|| OpenError::NotLinked {
-                source_id: source_id.to_string(),
-                link_name: link_name.to_string(),
-            })
-    }
-
-    fn link_count(&self) -> (usize, usize) {
-        let links = read(&self.links);
-        let broken = links.values().filter(|l| l.config.is_err()).count();
-        (links.len(), broken)
+        Ok(self.links.lookup(source_id, link_name, opened)?)
     }
 }
 
@@ -262,32 +230,28 @@ impl Provider for KvNats {
     async fn on_config_update(&self, config: &HashMap<String, String>) -> anyhow::Result<()> {
         *write(&self.defaults) = config.clone();
         // Every link re-resolves against the new defaults and reopens.
-        let mut links = write(&self.links);
-        for entry in links.values_mut() {
-            *entry = Arc::new(LinkedBucket::with_config(
-                entry.source_id.clone(),
-                entry.link_name.clone(),
+        let links = self.links.replace_all(|id, entry| {
+            Arc::new(LinkedBucket::with_config(
+                id.source_id.clone(),
+                id.link_name.clone(),
                 entry.link_config.clone(),
                 config,
-            ));
-        }
-        tracing::info!(links = links.len(), "provider config updated");
+            ))
+        });
+        tracing::info!(links, "provider config updated");
         Ok(())
     }
 
     async fn on_link_as_target(&self, link: &LinkConfig) -> anyhow::Result<()> {
         let defaults = read(&self.defaults).clone();
         let entry = LinkedBucket::new(link, &defaults);
-        let id = LinkId {
-            source_id: link.source_id.clone(),
-            link_name: link.link_name.clone(),
-        };
+        let id = LinkId::new(&link.source_id, &link.link_name);
         let outcome = entry
             .config
             .as_ref()
             .map(|c| c.bucket.clone())
             .map_err(Clone::clone);
-        write(&self.links).insert(id, Arc::new(entry));
+        self.links.insert(id, Arc::new(entry));
         match outcome {
             Ok(bucket) => {
                 tracing::info!(source_id = %link.source_id, link = %link.link_name, %bucket, "component linked");
@@ -303,16 +267,14 @@ impl Provider for KvNats {
     }
 
     async fn on_link_deleted_as_target(&self, link: &LinkKey) -> anyhow::Result<()> {
-        write(&self.links).remove(&LinkId {
-            source_id: link.source_id.clone(),
-            link_name: link.link_name.clone(),
-        });
+        self.links
+            .remove(&LinkId::new(&link.source_id, &link.link_name));
         tracing::info!(source_id = %link.source_id, link = %link.link_name, "component unlinked");
         Ok(())
     }
 
     async fn health(&self) -> HealthCheckResponse {
-        let (links, broken) = self.link_count();
+        let (links, broken) = self.links.counts(|l| l.config.is_err());
         HealthCheckResponse {
             healthy: true,
             message: Some(format!("{links} link(s), {broken} with unusable config")),
@@ -320,7 +282,7 @@ impl Provider for KvNats {
     }
 
     async fn shutdown(&self) -> anyhow::Result<()> {
-        write(&self.links).clear();
+        self.links.clear();
         tracing::info!("keyvalue-nats provider stopping");
         Ok(())
     }

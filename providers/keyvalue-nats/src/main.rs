@@ -7,33 +7,44 @@
 //! target config or the provider's config); the config keys are those of
 //! wasmCloud's keyvalue-nats provider (see README.md).
 
-mod bindings {
-    wit_bindgen_wrpc::generate!({
-        inline: "
-            package trellis:keyvalue-nats-provider;
-
-            world provider {
-                export wrpc:keyvalue/store@0.2.0-draft;
-                export wrpc:keyvalue/atomics@0.2.0-draft;
-                export wrpc:keyvalue/batch@0.2.0-draft;
-            }
-        ",
-        path: ["../../interfaces/wit/deps/wrpc-keyvalue"],
-        world: "trellis:keyvalue-nats-provider/provider",
-        generate_all,
-    });
-}
-
 mod config;
-mod handler;
 mod kv;
 mod links;
 
 use std::sync::Arc;
 
+use trellis_keyvalue_provider::Buckets;
 use trellis_provider_sdk::Connection;
 
+use crate::kv::Bucket;
 use crate::links::KvNats;
+
+/// A call's bucket: its link's, opened on the lattice connection when the
+/// link has no NATS of its own.
+struct NatsBuckets {
+    conn: Connection,
+    provider: Arc<KvNats>,
+}
+
+impl Buckets for NatsBuckets {
+    type Bucket = Bucket;
+
+    async fn bucket(
+        &self,
+        source_id: Option<&str>,
+        link_name: &str,
+        opened: &str,
+    ) -> Result<Bucket, String> {
+        let linked = self
+            .provider
+            .linked_bucket(source_id, link_name, opened)
+            .map_err(|e| e.to_string())?;
+        linked
+            .bucket(self.conn.nats())
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -41,9 +52,11 @@ async fn main() -> anyhow::Result<()> {
         KvNats::default(),
         "keyvalue-nats",
         async |conn: Connection, provider: Arc<KvNats>| {
-            let handler = handler::Handler::new(conn.clone(), provider);
-            let exports = bindings::serve(&conn.server(), handler).await?;
-            trellis_provider_sdk::serve_exports(exports).await
+            let buckets = NatsBuckets {
+                conn: conn.clone(),
+                provider,
+            };
+            trellis_keyvalue_provider::serve(&conn, Arc::new(buckets)).await
         },
     )
     .await?;

@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 use redis::aio::ConnectionManager;
+use trellis_keyvalue_provider::{Bucket, KeyPage};
 
 /// A failed command; the message goes back to the caller.
 #[derive(Debug, thiserror::Error)]
@@ -30,16 +31,6 @@ pub enum RedisError {
         /// Its value.
         value: i64,
     },
-}
-
-/// One `list-keys` page.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct KeyPage {
-    /// Keys of this page (Redis may return a key in two pages when the
-    /// keyspace is resized during the scan, as `SCAN` documents).
-    pub keys: Vec<String>,
-    /// `SCAN` cursor of the next page, `None` after the last.
-    pub cursor: Option<u64>,
 }
 
 /// A Redis database reached through a shared connection.
@@ -83,33 +74,37 @@ impl Database {
                 source,
             })
     }
+}
+
+impl Bucket for Database {
+    type Error = RedisError;
 
     /// `GET key`.
-    pub async fn get(&self, key: &str) -> Result<Option<Bytes>, RedisError> {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, RedisError> {
         let value: Option<Vec<u8>> = self.query("GET", redis::cmd("GET").arg(key)).await?;
         Ok(value.map(Bytes::from))
     }
 
     /// `SET key value`.
-    pub async fn set(&self, key: &str, value: &[u8]) -> Result<(), RedisError> {
-        self.query("SET", redis::cmd("SET").arg(key).arg(value))
+    async fn set(&self, key: &str, value: Bytes) -> Result<(), RedisError> {
+        self.query("SET", redis::cmd("SET").arg(key).arg(value.as_ref()))
             .await
     }
 
     /// `DEL key`.
-    pub async fn delete(&self, key: &str) -> Result<(), RedisError> {
+    async fn delete(&self, key: &str) -> Result<(), RedisError> {
         let _removed: u64 = self.query("DEL", redis::cmd("DEL").arg(key)).await?;
         Ok(())
     }
 
     /// `EXISTS key`.
-    pub async fn exists(&self, key: &str) -> Result<bool, RedisError> {
+    async fn exists(&self, key: &str) -> Result<bool, RedisError> {
         let count: u64 = self.query("EXISTS", redis::cmd("EXISTS").arg(key)).await?;
         Ok(count > 0)
     }
 
     /// `SCAN cursor COUNT page_size`: the Redis cursor is the page cursor.
-    pub async fn list_keys(&self, cursor: Option<u64>) -> Result<KeyPage, RedisError> {
+    async fn list_keys(&self, cursor: Option<u64>) -> Result<KeyPage, RedisError> {
         let (next, keys): (u64, Vec<String>) = self
             .query(
                 "SCAN",
@@ -126,7 +121,7 @@ impl Database {
     }
 
     /// `INCRBY key delta`: atomic in Redis; absent counts as 0.
-    pub async fn increment(&self, key: &str, delta: u64) -> Result<u64, RedisError> {
+    async fn increment(&self, key: &str, delta: u64) -> Result<u64, RedisError> {
         let signed = i64::try_from(delta).map_err(|_| RedisError::DeltaTooLarge(delta))?;
         let value: i64 = self
             .query("INCRBY", redis::cmd("INCRBY").arg(key).arg(signed))
@@ -138,7 +133,7 @@ impl Database {
     }
 
     /// `MGET keys…`, paired with the keys; `None` for absent ones.
-    pub async fn get_many(
+    async fn get_many(
         &self,
         keys: Vec<String>,
     ) -> Result<Vec<Option<(String, Bytes)>>, RedisError> {
@@ -155,7 +150,7 @@ impl Database {
     }
 
     /// `MSET key value …` (atomic in Redis).
-    pub async fn set_many(&self, entries: Vec<(String, Bytes)>) -> Result<(), RedisError> {
+    async fn set_many(&self, entries: Vec<(String, Bytes)>) -> Result<(), RedisError> {
         if entries.is_empty() {
             return Ok(());
         }
@@ -167,7 +162,7 @@ impl Database {
     }
 
     /// `DEL keys…`.
-    pub async fn delete_many(&self, keys: Vec<String>) -> Result<(), RedisError> {
+    async fn delete_many(&self, keys: Vec<String>) -> Result<(), RedisError> {
         if keys.is_empty() {
             return Ok(());
         }

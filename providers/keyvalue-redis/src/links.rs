@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use trellis_keyvalue_provider::{LinkId, LinkTable, NotLinked};
 use trellis_provider_sdk::{HealthCheckResponse, InitContext, LinkConfig, LinkKey, Provider};
 
 use crate::backend::Database;
@@ -20,22 +21,9 @@ use crate::config::{ConfigError, RedisConfig};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LinkError {
-    /// The call carries no `source-id` header.
-    #[error(
-        "the call carries no source-id header: the keyvalue-redis provider serves linked components only"
-    )]
-    NoSource,
-    /// No link from the caller to this provider under that name.
-    #[error(
-        "component `{source_id}` has no link named `{link_name}` to this keyvalue-redis provider: \
-         link it (wash link put {source_id} <provider-id> wasi keyvalue --interface store …)"
-    )]
-    NotLinked {
-        /// The caller.
-        source_id: String,
-        /// The link name of the call.
-        link_name: String,
-    },
+    /// The call matches no link.
+    #[error(transparent)]
+    NotLinked(#[from] NotLinked),
     /// The link's config is unusable.
     #[error("link `{link_name}` from `{source_id}`: {error}")]
     Config {
@@ -60,13 +48,6 @@ pub enum LinkError {
     },
 }
 
-/// Which link a call comes over.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct LinkId {
-    source_id: String,
-    link_name: String,
-}
-
 /// One link: its own target config and what it resolved to.
 #[derive(Debug)]
 struct LinkedDatabase {
@@ -76,11 +57,11 @@ struct LinkedDatabase {
 }
 
 /// The keyvalue-redis provider's state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct KvRedis {
     /// The provider's config: defaults for every link.
     defaults: RwLock<HashMap<String, String>>,
-    links: RwLock<HashMap<LinkId, LinkedDatabase>>,
+    links: LinkTable<Arc<LinkedDatabase>>,
     /// Connections by config, shared by the links that resolve to it.
     connections: RwLock<HashMap<RedisConfig, ConnectionManager>>,
 }
@@ -95,6 +76,16 @@ fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+impl Default for KvRedis {
+    fn default() -> Self {
+        Self {
+            defaults: RwLock::default(),
+            links: LinkTable::new("keyvalue-redis"),
+            connections: RwLock::default(),
+        }
+    }
+}
+
 impl KvRedis {
     /// The database a call is for: the caller's link named `link_name`;
     /// else the caller's link named like the bucket the component opened.
@@ -104,21 +95,8 @@ impl KvRedis {
         link_name: &str,
         opened: &str,
     ) -> Result<Database, LinkError> {
-        let source_id = source_id.ok_or(LinkError::NoSource)?;
-        let links = read(&self.links);
-        let linked = [link_name, opened]
-            .iter()
-            .find_map(|name| {
-                links.get(&LinkId {
-                    source_id: source_id.to_string(),
-                    link_name: (*name).to_string(),
-                })
-            })
-            .ok_or_else(|| LinkError::NotLinked {
-                source_id: source_id.to_string(),
-                link_name: link_name.to_string(),
-            })?;
-        linked
+        self.links
+            .lookup(source_id, link_name, opened)?
             .database
             .clone()
             .map_err(|reason| LinkError::Unusable(reason.to_string()))
@@ -152,12 +130,6 @@ impl KvRedis {
         };
         Ok(Database::new(conn, url, config.page_size))
     }
-
-    fn counts(&self) -> (usize, usize) {
-        let links = read(&self.links);
-        let broken = links.values().filter(|l| l.database.is_err()).count();
-        (links.len(), broken)
-    }
 }
 
 /// A connection manager that connects on its first command and reconnects
@@ -180,41 +152,32 @@ impl Provider for KvRedis {
 
     async fn on_config_update(&self, config: &HashMap<String, String>) -> anyhow::Result<()> {
         *write(&self.defaults) = config.clone();
-        let ids: Vec<(LinkId, HashMap<String, String>)> = read(&self.links)
-            .iter()
-            .map(|(id, linked)| (id.clone(), linked.link_config.clone()))
-            .collect();
-        for (id, link_config) in ids {
-            let database = self.resolve(&id, &link_config, config).map_err(Arc::new);
-            write(&self.links).insert(
-                id,
-                LinkedDatabase {
-                    link_config,
-                    database,
-                },
-            );
-        }
-        tracing::info!("provider config updated");
+        let links = self.links.replace_all(|id, linked| {
+            Arc::new(LinkedDatabase {
+                link_config: linked.link_config.clone(),
+                database: self
+                    .resolve(id, &linked.link_config, config)
+                    .map_err(Arc::new),
+            })
+        });
+        tracing::info!(links, "provider config updated");
         Ok(())
     }
 
     async fn on_link_as_target(&self, link: &LinkConfig) -> anyhow::Result<()> {
-        let id = LinkId {
-            source_id: link.source_id.clone(),
-            link_name: link.link_name.clone(),
-        };
+        let id = LinkId::new(&link.source_id, &link.link_name);
         let defaults = read(&self.defaults).clone();
         let database = self.resolve(&id, &link.config, &defaults).map_err(Arc::new);
         let outcome = match &database {
             Ok(db) => Ok(format!("{db:?}")),
             Err(e) => Err(e.to_string()),
         };
-        write(&self.links).insert(
+        self.links.insert(
             id,
-            LinkedDatabase {
+            Arc::new(LinkedDatabase {
                 link_config: link.config.clone(),
                 database,
-            },
+            }),
         );
         match outcome {
             Ok(database) => {
@@ -227,16 +190,14 @@ impl Provider for KvRedis {
     }
 
     async fn on_link_deleted_as_target(&self, link: &LinkKey) -> anyhow::Result<()> {
-        write(&self.links).remove(&LinkId {
-            source_id: link.source_id.clone(),
-            link_name: link.link_name.clone(),
-        });
+        self.links
+            .remove(&LinkId::new(&link.source_id, &link.link_name));
         tracing::info!(source_id = %link.source_id, link = %link.link_name, "component unlinked");
         Ok(())
     }
 
     async fn health(&self) -> HealthCheckResponse {
-        let (links, broken) = self.counts();
+        let (links, broken) = self.links.counts(|l| l.database.is_err());
         HealthCheckResponse {
             healthy: true,
             message: Some(format!("{links} link(s), {broken} with unusable config")),
@@ -244,7 +205,7 @@ impl Provider for KvRedis {
     }
 
     async fn shutdown(&self) -> anyhow::Result<()> {
-        write(&self.links).clear();
+        self.links.clear();
         write(&self.connections).clear();
         tracing::info!("keyvalue-redis provider stopping");
         Ok(())

@@ -7,33 +7,33 @@
 //! the config keys are those of wasmCloud's keyvalue-redis provider (see
 //! README.md).
 
-mod bindings {
-    wit_bindgen_wrpc::generate!({
-        inline: "
-            package trellis:keyvalue-redis-provider;
-
-            world provider {
-                export wrpc:keyvalue/store@0.2.0-draft;
-                export wrpc:keyvalue/atomics@0.2.0-draft;
-                export wrpc:keyvalue/batch@0.2.0-draft;
-            }
-        ",
-        path: ["../../interfaces/wit/deps/wrpc-keyvalue"],
-        world: "trellis:keyvalue-redis-provider/provider",
-        generate_all,
-    });
-}
-
 mod backend;
 mod config;
-mod handler;
 mod links;
 
 use std::sync::Arc;
 
+use trellis_keyvalue_provider::Buckets;
 use trellis_provider_sdk::Connection;
 
+use crate::backend::Database;
 use crate::links::KvRedis;
+
+/// A call's database: its link's `URL`. The bucket the component opened
+/// only picks a link (see [`KvRedis::database`]).
+impl Buckets for KvRedis {
+    type Bucket = Database;
+
+    async fn bucket(
+        &self,
+        source_id: Option<&str>,
+        link_name: &str,
+        opened: &str,
+    ) -> Result<Database, String> {
+        self.database(source_id, link_name, opened)
+            .map_err(|e| e.to_string())
+    }
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -41,9 +41,7 @@ async fn main() -> anyhow::Result<()> {
         KvRedis::default(),
         "keyvalue-redis",
         async |conn: Connection, provider: Arc<KvRedis>| {
-            let handler = handler::Handler::new(provider);
-            let exports = bindings::serve(&conn.server(), handler).await?;
-            trellis_provider_sdk::serve_exports(exports).await
+            trellis_keyvalue_provider::serve(&conn, provider).await
         },
     )
     .await?;

@@ -8,37 +8,43 @@ use trellis_provider_sdk::trellis_wrpc::ServeContext;
 use trellis_provider_sdk::{Connection, Context};
 
 use crate::bindings::exports::wrpc::keyvalue::{atomics, batch, store};
-use crate::kv::Bucket;
-use crate::links::KvNats;
+use crate::{Bucket, Buckets, KeyPage};
 
 /// A call's outcome: the transport error (never, here) outside, the
 /// keyvalue error inside.
 type Reply<T> = anyhow::Result<Result<T, store::Error>>;
 
-/// Serves the three interfaces; one clone per call.
-#[derive(Clone)]
-pub struct Handler {
-    conn: Connection,
-    provider: Arc<KvNats>,
+/// Serves `wrpc:keyvalue/{store,atomics,batch}@0.2.0-draft` on `conn` from
+/// `buckets` until the connection's subscriptions end.
+pub async fn serve<B: Buckets>(conn: &Connection, buckets: Arc<B>) -> anyhow::Result<()> {
+    let exports = crate::bindings::serve(&conn.server(), Handler { buckets }).await?;
+    trellis_provider_sdk::serve_exports(exports).await
 }
 
-impl Handler {
-    /// Serves calls over `conn` with the links of `provider`.
-    pub fn new(conn: Connection, provider: Arc<KvNats>) -> Self {
-        Self { conn, provider }
-    }
+/// Serves the three interfaces; one clone per call.
+struct Handler<B> {
+    buckets: Arc<B>,
+}
 
+impl<B> Clone for Handler<B> {
+    fn clone(&self) -> Self {
+        Self {
+            buckets: Arc::clone(&self.buckets),
+        }
+    }
+}
+
+impl<B: Buckets> Handler<B> {
     /// The bucket of the link the call comes over.
-    async fn bucket(&self, cx: &ServeContext, opened: &str) -> Result<Bucket, store::Error> {
+    async fn bucket(&self, cx: &ServeContext, opened: &str) -> Result<B::Bucket, store::Error> {
         let caller = Context::from(cx);
-        let linked = self
-            .provider
-            .linked_bucket(caller.source_id(), caller.link_name(), opened)
-            .map_err(|e| other(&e))?;
-        linked.bucket(self.conn.nats()).await.map_err(|e| {
-            tracing::warn!(source_id = ?caller.source_id(), link = caller.link_name(), "{e}");
-            other(&e)
-        })
+        self.buckets
+            .bucket(caller.source_id(), caller.link_name(), opened)
+            .await
+            .map_err(|e| {
+                tracing::warn!(source_id = ?caller.source_id(), link = caller.link_name(), "{e}");
+                store::Error::Other(e)
+            })
     }
 }
 
@@ -57,7 +63,7 @@ macro_rules! with_bucket {
     }};
 }
 
-impl store::Handler<ServeContext> for Handler {
+impl<B: Buckets> store::Handler<ServeContext> for Handler<B> {
     async fn get(&self, cx: ServeContext, bucket: String, key: String) -> Reply<Option<Bytes>> {
         with_bucket!(self, cx, bucket, |b| b.get(&key))
     }
@@ -80,8 +86,7 @@ impl store::Handler<ServeContext> for Handler {
         bucket: String,
         cursor: Option<u64>,
     ) -> Reply<store::KeyResponse> {
-        let page: Reply<crate::kv::KeyPage> =
-            with_bucket!(self, cx, bucket, |b| b.list_keys(cursor));
+        let page: Reply<KeyPage> = with_bucket!(self, cx, bucket, |b| b.list_keys(cursor));
         Ok(page?.map(|page| store::KeyResponse {
             keys: page.keys,
             cursor: page.cursor,
@@ -89,7 +94,7 @@ impl store::Handler<ServeContext> for Handler {
     }
 }
 
-impl atomics::Handler<ServeContext> for Handler {
+impl<B: Buckets> atomics::Handler<ServeContext> for Handler<B> {
     async fn increment(
         &self,
         cx: ServeContext,
@@ -101,7 +106,7 @@ impl atomics::Handler<ServeContext> for Handler {
     }
 }
 
-impl batch::Handler<ServeContext> for Handler {
+impl<B: Buckets> batch::Handler<ServeContext> for Handler<B> {
     async fn get_many(
         &self,
         cx: ServeContext,
