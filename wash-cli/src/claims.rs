@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use trellis_interfaces::claims::{self, Claims, ClaimsError, Component, EmbeddedClaims};
 
 use crate::inspect::{self, InspectArgs};
-use crate::keydir::{self, KEYS_DIR_ENV, KeyDir, KeyKind, KeyRequest};
+use crate::keydir::{self, KEYS_DIR_ENV, KeyDir, KeyKind};
 use crate::output::{Report, fields, set};
 
 /// Seconds in a day, for `--expires` and `--nbf` (days from now, as wash 1.x).
@@ -158,29 +158,13 @@ fn sign(args: SignArgs) -> anyhow::Result<Report> {
         .with_context(|| format!("cannot read {}", args.source.display()))?;
     let dir = KeyDir::resolve(args.signing.directory.clone())?;
     let stem = keydir::default_subject_name(&args.source);
-    let account_name = keydir::default_account_name();
-    let keygen = !args.signing.disable_keygen;
-    let issuer = keydir::signing_key(
+    let (issuer, subject) = keydir::issuer_and_subject(
         args.issuer.as_deref(),
-        &dir,
-        KeyRequest {
-            flag: "--issuer",
-            kind: KeyKind::Account,
-            public_ok: false,
-            default_name: &account_name,
-            keygen,
-        },
-    )?;
-    let subject = keydir::signing_key(
         args.subject.as_deref(),
         &dir,
-        KeyRequest {
-            flag: "--subject",
-            kind: KeyKind::Module,
-            public_ok: true,
-            default_name: &stem,
-            keygen,
-        },
+        &args.source,
+        KeyKind::Module,
+        !args.signing.disable_keygen,
     )?;
     let now = now_secs();
     let (not_before, expires) = args.signing.window(now)?;

@@ -403,6 +403,45 @@ pub fn signing_key(
     Ok(resolved)
 }
 
+/// The issuer (an account key, `--issuer`) and subject (`--subject`, of
+/// `subject_kind`) to sign claims about `artifact` with; the defaults are
+/// `$USER_account` and `{artifact stem}_{kind}` in `dir`, generated when
+/// missing if `keygen`.
+pub fn issuer_and_subject(
+    issuer: Option<&str>,
+    subject: Option<&str>,
+    dir: &KeyDir,
+    artifact: &Path,
+    subject_kind: KeyKind,
+    keygen: bool,
+) -> anyhow::Result<(ResolvedKey, ResolvedKey)> {
+    let account_name = default_account_name();
+    let issuer = signing_key(
+        issuer,
+        dir,
+        KeyRequest {
+            flag: "--issuer",
+            kind: KeyKind::Account,
+            public_ok: false,
+            default_name: &account_name,
+            keygen,
+        },
+    )?;
+    let stem = default_subject_name(artifact);
+    let subject = signing_key(
+        subject,
+        dir,
+        KeyRequest {
+            flag: "--subject",
+            kind: subject_kind,
+            public_ok: true,
+            default_name: &stem,
+            keygen,
+        },
+    )?;
+    Ok((issuer, subject))
+}
+
 fn key_from_input(input: &str, request: KeyRequest<'_>) -> anyhow::Result<KeyPair> {
     let flag = request.flag;
     let path = Path::new(input);

@@ -17,7 +17,7 @@ use trellis_interfaces::claims::{self, CapabilityProvider, Claims};
 
 use crate::claims::{now_secs, status_of, when, write_file};
 use crate::inspect::InspectArgs;
-use crate::keydir::{self, KEYS_DIR_ENV, KeyDir, KeyKind, KeyRequest};
+use crate::keydir::{self, KEYS_DIR_ENV, KeyDir, KeyKind};
 use crate::output::{Report, Table, fields, set};
 
 /// Most bytes read out of one archive, all entries together, after
@@ -126,29 +126,13 @@ fn create(args: CreateArgs) -> anyhow::Result<Report> {
     let config_schema = args.schema.as_deref().map(read_schema).transpose()?;
     let dir = KeyDir::resolve(args.directory.clone())?;
     let stem = keydir::default_subject_name(&args.binary);
-    let account_name = keydir::default_account_name();
-    let keygen = !args.disable_keygen;
-    let issuer = keydir::signing_key(
+    let (issuer, subject) = keydir::issuer_and_subject(
         args.issuer.as_deref(),
-        &dir,
-        KeyRequest {
-            flag: "--issuer",
-            kind: KeyKind::Account,
-            public_ok: false,
-            default_name: &account_name,
-            keygen,
-        },
-    )?;
-    let subject = keydir::signing_key(
         args.subject.as_deref(),
         &dir,
-        KeyRequest {
-            flag: "--subject",
-            kind: KeyKind::Service,
-            public_ok: true,
-            default_name: &stem,
-            keygen,
-        },
+        &args.binary,
+        KeyKind::Service,
+        !args.disable_keygen,
     )?;
     let binaries = std::collections::BTreeMap::from([(args.arch.clone(), binary)]);
     let claims = par::provider_claims(

@@ -124,28 +124,42 @@ impl ManifestStore {
     ) -> Result<(), StoreError> {
         let name = stored.name().to_string();
         let key = model_key(lattice, &name);
-        let data =
-            Bytes::from(
-                serde_json::to_vec(stored).map_err(|source| StoreError::Decode {
-                    key: key.clone(),
-                    source,
-                })?,
-            );
+        self.write_at(&key, stored, revision)
+            .await?
+            .map_err(|detail| StoreError::Write { key, detail })?;
+        self.update_names(lattice, &name, true).await
+    }
+
+    /// Writes `value` as JSON at `key` if the key is still at `revision`
+    /// (0: if it does not exist). The outer error is an encoding failure; the
+    /// inner one is the store's refusal (e.g. a concurrent write), which the
+    /// caller may retry.
+    async fn write_at<T: serde::Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        revision: u64,
+    ) -> Result<Result<(), String>, StoreError> {
+        let data = Bytes::from(
+            serde_json::to_vec(value).map_err(|source| StoreError::Decode {
+                key: key.to_string(),
+                source,
+            })?,
+        );
         let written = if revision == 0 {
             self.kv
-                .create(&key, data)
+                .create(key, data)
                 .await
                 .map(drop)
                 .map_err(|e| e.to_string())
         } else {
             self.kv
-                .update(&key, data, revision)
+                .update(key, data, revision)
                 .await
                 .map(drop)
                 .map_err(|e| e.to_string())
         };
-        written.map_err(|detail| StoreError::Write { key, detail })?;
-        self.update_names(lattice, &name, true).await
+        Ok(written)
     }
 
     /// Removes the application from the lattice's list, then purges its key.
@@ -197,27 +211,7 @@ impl ManifestStore {
             if !changed {
                 return Ok(());
             }
-            let data =
-                Bytes::from(
-                    serde_json::to_vec(&names).map_err(|source| StoreError::Decode {
-                        key: key.clone(),
-                        source,
-                    })?,
-                );
-            let result = if revision == 0 {
-                self.kv
-                    .create(&key, data)
-                    .await
-                    .map(drop)
-                    .map_err(|e| e.to_string())
-            } else {
-                self.kv
-                    .update(&key, data, revision)
-                    .await
-                    .map(drop)
-                    .map_err(|e| e.to_string())
-            };
-            match result {
+            match self.write_at(&key, &names, revision).await? {
                 Ok(()) => return Ok(()),
                 Err(detail) => {
                     debug!(%key, attempt, %detail, "application list changed concurrently; retrying");
