@@ -10,11 +10,14 @@
 //! import the interface), so a link put or deleted applies from the next
 //! invocation on.
 //!
-//! Without such a link every request is refused before anything reaches the
-//! network, with an `internal-error` naming what to link. A link to anything
-//! else (an http-client provider process, a component) is refused too:
-//! forwarding `wasi:http` over wRPC (`wrpc:http`) to a provider process is not
-//! implemented yet.
+//! When the link targets anything else that is not a built-in — an
+//! http-client provider process, on this host or any other — requests are
+//! forwarded over the lattice as `wrpc:http/outgoing-handler@0.1.0.handle`
+//! ([`super::http_forward`]), as wasmCloud 1.x does.
+//!
+//! Without a link every request is refused before anything reaches the
+//! network, with an `internal-error` naming what to link. A link to another
+//! built-in (e.g. `builtin://http-server`) is refused too.
 //!
 //! Requests go out through one host-wide connection pool (HTTP/1.1, TLS with
 //! the platform's trust store, no redirects followed, no proxy). The provider
@@ -35,6 +38,7 @@ use wasmtime_wasi_http::p2::types::{
 };
 use wasmtime_wasi_http::p2::{HttpResult, WasiHttpHooks};
 
+use super::http_forward::LatticeClient;
 use crate::host::HostInner;
 
 /// `builtin://` name of the outgoing HTTP capability.
@@ -107,8 +111,14 @@ impl HttpClientService {
                 grant: Grant::Builtin(self.clone()),
             },
             Some(image_ref) => denied(Reason::OtherBuiltin { target, image_ref }),
-            None if host.provider_sup.contains(&target) => denied(Reason::Process { target }),
-            None => denied(Reason::NotHere { target }),
+            None => OutgoingHttp {
+                grant: Grant::Lattice(Arc::new(LatticeClient {
+                    dataplane: host.dataplane.clone(),
+                    component: component.clone(),
+                    link_name: link_name.to_string(),
+                    target,
+                })),
+            },
         }
     }
 
@@ -134,6 +144,7 @@ pub struct OutgoingHttp {
 
 enum Grant {
     Builtin(Arc<HttpClientService>),
+    Lattice(Arc<LatticeClient>),
     Denied(Arc<Denial>),
 }
 
@@ -151,7 +162,7 @@ impl OutgoingHttp {
 
     /// Whether requests are sent.
     pub fn is_granted(&self) -> bool {
-        matches!(self.grant, Grant::Builtin(_))
+        matches!(self.grant, Grant::Builtin(_) | Grant::Lattice(_))
     }
 }
 
@@ -169,8 +180,6 @@ enum Reason {
     NoLink,
     Stopping,
     OtherBuiltin { target: Arc<str>, image_ref: String },
-    Process { target: Arc<str> },
-    NotHere { target: Arc<str> },
 }
 
 impl std::fmt::Display for Denial {
@@ -191,14 +200,6 @@ impl std::fmt::Display for Denial {
                 f,
                 "component `{component}` links `{OUTGOING_INTERFACE}` (`{link_name}`) to `{target}`, which is `{image_ref}` and serves no outgoing HTTP: link it to `builtin://http-client`"
             ),
-            Reason::Process { target } => write!(
-                f,
-                "component `{component}` links `{OUTGOING_INTERFACE}` (`{link_name}`) to the provider process `{target}`: outgoing HTTP through a provider process (wrpc:http) is not supported yet, link it to `builtin://http-client`"
-            ),
-            Reason::NotHere { target } => write!(
-                f,
-                "component `{component}` links `{OUTGOING_INTERFACE}` (`{link_name}`) to `{target}`, which is not a `builtin://http-client` running on this host (provider processes and other hosts are not supported yet)"
-            ),
         }
     }
 }
@@ -211,6 +212,13 @@ impl WasiHttpHooks for OutgoingHttp {
     ) -> HttpResult<HostFutureIncomingResponse> {
         let service = match &self.grant {
             Grant::Builtin(service) => service,
+            Grant::Lattice(remote) => {
+                let remote = remote.clone();
+                let handle = wasmtime_wasi::runtime::spawn(async move {
+                    Ok(remote.send(request, config).await)
+                });
+                return Ok(HostFutureIncomingResponse::pending(handle));
+            }
             Grant::Denied(denial) => {
                 tracing::warn!(component_id = %denial.component, uri = %request.uri(), "{denial}");
                 return Err(ErrorCode::InternalError(Some(denial.to_string())).into());
@@ -355,15 +363,6 @@ mod tests {
         assert!(d.contains("component `fetcher`"), "{d}");
         assert!(d.contains("wasi:http/outgoing-handler"), "{d}");
         assert!(d.contains("builtin://http-client"), "{d}");
-        let d = Denial {
-            component: Arc::from("fetcher"),
-            link_name: "default".into(),
-            reason: Reason::Process {
-                target: Arc::from("httpclient"),
-            },
-        }
-        .to_string();
-        assert!(d.contains("not supported yet"), "{d}");
     }
 
     #[test]

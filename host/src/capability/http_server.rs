@@ -7,7 +7,8 @@
 //! Provider config keys (PROTOCOL.md §4.4): `routing_mode` = `address`
 //! (default) | `path` | `host`, `default_address` (default `0.0.0.0:8000`),
 //! `header` (host mode, default `host`); link source config: `address`,
-//! `path`, `host`.
+//! `path`, `host`. The rules live in `trellis_wrpc_http::routing`, shared
+//! with the `http-server-provider` process.
 //!
 //! *Configure* happens here: whenever links, config or providers change, the
 //! desired routes are recomputed ([`desired_routes`]) and listeners are bound,
@@ -34,65 +35,8 @@ use crate::runtime::state::TraceContext;
 
 /// Names under which the built-in HTTP server can be started.
 pub const BUILTIN_NAME: &str = "http-server";
-/// Listener address when neither the link nor the provider config names one.
-pub const DEFAULT_ADDRESS: &str = "0.0.0.0:8000";
-
-/// How a listener picks the component for a request.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum RoutingMode {
-    /// One component per listener address.
-    #[default]
-    Address,
-    /// By request path, on the provider's default address.
-    Path,
-    /// By a header (default `host`), on the provider's default address.
-    Host {
-        /// Header to read.
-        header: String,
-    },
-}
-
-/// Routes of one listener.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ListenerRoutes {
-    /// Routing mode.
-    pub mode: RoutingMode,
-    /// Address mode: the target component.
-    pub target: Option<String>,
-    /// Path mode: path prefix → component.
-    pub paths: BTreeMap<String, String>,
-    /// Host mode: header value → component.
-    pub hosts: BTreeMap<String, String>,
-}
-
-impl ListenerRoutes {
-    /// The component a request goes to.
-    pub fn route(&self, path: &str, headers: &http::HeaderMap) -> Option<&str> {
-        match &self.mode {
-            RoutingMode::Address => self.target.as_deref(),
-            RoutingMode::Path => self
-                .paths
-                .iter()
-                .filter(|(prefix, _)| path_matches(prefix, path))
-                .max_by_key(|(prefix, _)| prefix.len())
-                .map(|(_, t)| t.as_str()),
-            RoutingMode::Host { header } => {
-                let value = headers.get(header.as_str())?.to_str().ok()?;
-                let value = value.split(':').next().unwrap_or(value);
-                self.hosts.get(value).map(String::as_str)
-            }
-        }
-    }
-}
-
-fn path_matches(prefix: &str, path: &str) -> bool {
-    let prefix = prefix.trim_end_matches('/');
-    prefix.is_empty()
-        || path == prefix
-        || path
-            .strip_prefix(prefix)
-            .is_some_and(|rest| rest.starts_with('/'))
-}
+pub use trellis_wrpc_http::routing::{DEFAULT_ADDRESS, ListenerRoutes, RoutingMode};
+use trellis_wrpc_http::routing::{ServerSettings, add_route};
 
 /// Whether `image_ref` names the built-in HTTP server.
 pub fn is_builtin_http_server(image_ref: &str) -> bool {
@@ -114,21 +58,7 @@ pub(crate) fn desired_routes(
             continue;
         }
         let provider_config = view.merged_config(&slot.config_names);
-        let mode = match provider_config.get("routing_mode").map(String::as_str) {
-            Some("path") => RoutingMode::Path,
-            Some("host") => RoutingMode::Host {
-                header: provider_config
-                    .get("header")
-                    .cloned()
-                    .unwrap_or_else(|| "host".into())
-                    .to_ascii_lowercase(),
-            },
-            _ => RoutingMode::Address,
-        };
-        let default_address = provider_config
-            .get("default_address")
-            .cloned()
-            .unwrap_or_else(|| DEFAULT_ADDRESS.into());
+        let settings = ServerSettings::from_config(|k| provider_config.get(k));
         for link in view.links_from(provider_id) {
             if link.wit_namespace != "wasi"
                 || link.wit_package != "http"
@@ -137,51 +67,12 @@ pub(crate) fn desired_routes(
                 continue;
             }
             let link_config = view.merged_config(&link.source_config);
-            let address = match mode {
-                RoutingMode::Address => link_config.get("address").unwrap_or(&default_address),
-                _ => &default_address,
-            };
-            let Ok(addr) = parse_address(address) else {
-                tracing::error!(provider_id, target = %link.target, address, "invalid HTTP listen address in link config");
-                continue;
-            };
-            let routes = out.entry(addr).or_insert_with(|| ListenerRoutes {
-                mode: mode.clone(),
-                ..Default::default()
-            });
-            match &mode {
-                RoutingMode::Address => {
-                    if let Some(existing) = &routes.target {
-                        if existing != &link.target {
-                            tracing::error!(%addr, existing, target = %link.target, "two components linked to one HTTP address; keeping the first");
-                        }
-                    } else {
-                        routes.target = Some(link.target.clone());
-                    }
-                }
-                RoutingMode::Path => {
-                    let path = link_config
-                        .get("path")
-                        .cloned()
-                        .unwrap_or_else(|| "/".into());
-                    routes.paths.insert(path, link.target.clone());
-                }
-                RoutingMode::Host { .. } => match link_config.get("host") {
-                    Some(h) => {
-                        routes.hosts.insert(h.clone(), link.target.clone());
-                    }
-                    None => {
-                        tracing::error!(provider_id, target = %link.target, "host routing needs a `host` key in the link's source config")
-                    }
-                },
+            if let Err(e) = add_route(&mut out, &settings, &link.target, |k| link_config.get(k)) {
+                tracing::error!(provider_id, target = %link.target, "{e}");
             }
         }
     }
     out
-}
-
-fn parse_address(address: &str) -> Result<SocketAddr, std::net::AddrParseError> {
-    address.parse().or_else(|_| format!("{address}:80").parse())
 }
 
 struct Listener {
@@ -364,40 +255,6 @@ fn plain(status: http::StatusCode, body: String) -> hyper::Response<HyperOutgoin
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn path_routing_prefers_the_longest_prefix_on_segment_boundaries() {
-        let routes = ListenerRoutes {
-            mode: RoutingMode::Path,
-            paths: BTreeMap::from([
-                ("/".to_string(), "root".to_string()),
-                ("/api".to_string(), "api".to_string()),
-                ("/api/v2".to_string(), "v2".to_string()),
-            ]),
-            ..Default::default()
-        };
-        let h = http::HeaderMap::new();
-        assert_eq!(routes.route("/api/v2/x", &h), Some("v2"));
-        assert_eq!(routes.route("/api", &h), Some("api"));
-        assert_eq!(routes.route("/apix", &h), Some("root"));
-        assert_eq!(routes.route("/other", &h), Some("root"));
-    }
-
-    #[test]
-    fn host_routing_ignores_the_port() {
-        let routes = ListenerRoutes {
-            mode: RoutingMode::Host {
-                header: "host".into(),
-            },
-            hosts: BTreeMap::from([("a.example".to_string(), "a".to_string())]),
-            ..Default::default()
-        };
-        let mut h = http::HeaderMap::new();
-        h.insert("host", http::HeaderValue::from_static("a.example:8080"));
-        assert_eq!(routes.route("/", &h), Some("a"));
-        h.insert("host", http::HeaderValue::from_static("b.example"));
-        assert_eq!(routes.route("/", &h), None);
-    }
 
     #[test]
     fn builtin_names() {

@@ -7,7 +7,10 @@
 //! - [`config`]: `wasi:config/store` from the component's named config.
 //! - [`logging`]: `wasi:logging/logging` into `tracing`, tagged with the component id.
 //! - [`http_server`]: the `wasi:http` incoming listener (`builtin://http-server`).
-//! - [`http_client`]: outgoing `wasi:http` (`builtin://http-client`), denied unless linked.
+//! - [`http_client`]: outgoing `wasi:http` (`builtin://http-client`, or an
+//!   http-client provider over `wrpc:http`), denied unless linked.
+//! - [`http_lattice`]: a component's `wasi:http` export offered on the lattice
+//!   as `wrpc:http/incoming-handler` (for http-server providers).
 //! - [`keyvalue`]: `wasi:keyvalue` on built-in memory or JetStream KV, or a provider.
 //! - [`blobstore`]: `wasi:blobstore` on the filesystem (`builtin://blobstore-fs`), or a provider.
 //! - [`messaging`]: `wasmcloud:messaging` on NATS (`builtin://messaging-nats`), or a provider.
@@ -16,6 +19,8 @@ pub mod blobstore;
 pub mod bus;
 pub mod config;
 pub mod http_client;
+mod http_forward;
+pub mod http_lattice;
 pub mod http_server;
 pub mod keyvalue;
 pub mod logging;

@@ -378,6 +378,17 @@ impl RunningComponent {
         req: hyper::Request<hyper::body::Incoming>,
         parent: &tracing::Span,
     ) -> Result<hyper::Response<HyperOutgoingBody>, InvokeError> {
+        let req = req.map(|body| body.map_err(hyper_request_error).boxed_unsync());
+        self.handle_http_body(req, parent).await
+    }
+
+    /// [`handle_http_under`](Self::handle_http_under) for a request whose
+    /// body comes from anywhere (the lattice: `wrpc:http`).
+    pub async fn handle_http_body(
+        &self,
+        req: hyper::Request<wasmtime_wasi_http::p2::body::HyperIncomingBody>,
+        parent: &tracing::Span,
+    ) -> Result<hyper::Response<HyperOutgoingBody>, InvokeError> {
         let Some(proxy) = self.proxy.clone() else {
             return Err(InvokeError::NotExported {
                 component_id: self.id.to_string(),
@@ -399,14 +410,15 @@ impl RunningComponent {
             message: format!("{e:#}"),
         };
         let mut scope = CallScope::root(self.max_execution_time);
-        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        // Borrow the headers only: the body is not `Sync`.
+        let headers = req.headers();
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         scope.trace =
             super::state::TraceContext::from_headers(header("traceparent"), header("tracestate"))
                 .map(Arc::new);
         scope.span = span.clone();
         let mut store = self.new_store_in(scope);
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let req = req.map(|body| body.map_err(hyper_request_error));
         let req = store
             .data_mut()
             .http()
