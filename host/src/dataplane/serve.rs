@@ -133,6 +133,15 @@ impl ExportServer {
                 }
             }));
         }
+        // `wasi:http/incoming-handler` uses resources: it is offered on its
+        // wire form, `wrpc:http/incoming-handler@0.1.0`, by the HTTP capability.
+        if component.exports_http()
+            && let Some(task) =
+                crate::capability::http_lattice::serve_incoming(dp.clone(), &server, id.clone())
+                    .await
+        {
+            tasks.push(task);
+        }
         Self { tasks }
     }
 }
