@@ -386,7 +386,7 @@ pub fn signing_key(
 ) -> anyhow::Result<ResolvedKey> {
     let resolved = match input {
         Some(input) => ResolvedKey {
-            key: key_from_input(input, request)?,
+            key: key_from_input(input, dir, request)?,
             origin: KeyOrigin::Given,
         },
         None => default_key(dir, request)?,
@@ -442,9 +442,18 @@ pub fn issuer_and_subject(
     Ok((issuer, subject))
 }
 
-fn key_from_input(input: &str, request: KeyRequest<'_>) -> anyhow::Result<KeyPair> {
+/// `input` as a key file (a path, or the name of a key in `dir`, with or
+/// without `.nk`: `me_account`, `me_account.nk`), else as a seed or public key.
+fn key_from_input(input: &str, dir: &KeyDir, request: KeyRequest<'_>) -> anyhow::Result<KeyPair> {
     let flag = request.flag;
-    let path = Path::new(input);
+    let in_dir = dir.file(input.strip_suffix(".nk").unwrap_or(input));
+    let path = if Path::new(input).is_file() || input.contains(std::path::MAIN_SEPARATOR) {
+        Path::new(input)
+    } else if in_dir.is_file() {
+        in_dir.as_path()
+    } else {
+        Path::new(input)
+    };
     let text = if path.is_file() {
         std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {flag} key file {input}"))?
@@ -465,7 +474,10 @@ fn key_from_input(input: &str, request: KeyRequest<'_>) -> anyhow::Result<KeyPai
         bail!("{flag} key file {input} does not hold an nkey seed (S…)");
     }
     if input.contains(std::path::MAIN_SEPARATOR) || input.ends_with(".nk") {
-        bail!("{flag}: no key file at {input}");
+        bail!(
+            "{flag}: no key file at {input} nor {}: `wash keys list` shows the keys there",
+            in_dir.display()
+        );
     }
     bail!("{flag} is neither a key file nor an nkey seed (S…)")
 }
@@ -657,5 +669,25 @@ mod tests {
         );
         let err = signing_key(Some("garbage"), &dir, request(KeyKind::Account, false)).unwrap_err();
         assert!(err.to_string().contains("neither a key file nor"), "{err}");
+    }
+
+    #[test]
+    fn a_key_is_found_by_its_name_in_the_key_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = KeyDir::resolve(Some(tmp.path().to_path_buf())).unwrap();
+        let account = SeedKey::generate(KeyKind::Account).unwrap();
+        dir.save("me_account", &account).unwrap();
+        for name in ["me_account", "me_account.nk"] {
+            let key = signing_key(Some(name), &dir, request(KeyKind::Account, false)).unwrap();
+            assert_eq!(key.key.public_key(), account.public_key, "{name}");
+        }
+        let err = signing_key(
+            Some("you_account.nk"),
+            &dir,
+            request(KeyKind::Account, false),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("wash keys list"), "{err}");
     }
 }
