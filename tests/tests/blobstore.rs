@@ -19,12 +19,11 @@ mod common;
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use common::{TestLattice, WAIT, expose_http, http_get, http_until, scale};
+use common::{TestLattice, WAIT, expose_http, http_get, http_until, scale, start_provider};
 use futures::StreamExt as _;
 use http_body_util::{BodyExt as _, StreamBody};
 use hyper_util::rt::TokioIo;
 use sha2::{Digest as _, Sha256};
-use trellis_interfaces::ctl::StartProviderCommand;
 use trellis_interfaces::link::Link;
 use trellis_tests::{HostProcess, component_path};
 
@@ -80,23 +79,7 @@ async fn deploy_blobby(
         Backend::Builtin => ("builtin://blobstore-fs".to_string(), host.id()),
         Backend::Process(other) => (provider_binary(), other.id()),
     };
-    let resp = l
-        .ctl
-        .start_provider(&StartProviderCommand {
-            provider_id: "blobstore".into(),
-            provider_ref,
-            host_id: provider_host.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert!(resp.success, "{}", resp.message);
-    l.events
-        .wait_for_type(
-            "provider_started",
-            |e| e["data"]["provider_id"] == "blobstore",
-            WAIT,
-        )
+    start_provider(l, provider_host, "blobstore", &provider_ref)
         .await
         .unwrap();
     let values = HashMap::from([("ROOT".to_string(), root.display().to_string())]);

@@ -142,6 +142,15 @@ impl ExportServer {
         {
             tasks.push(task);
         }
+        // `wasi:keyvalue/watcher` passes a `bucket` resource: it is offered
+        // on its wire form, `wrpc:keyvalue/watcher@0.2.0-draft`, by the
+        // keyvalue capability.
+        if crate::capability::keyvalue::exports_watcher(component.exports())
+            && let Some(task) =
+                crate::capability::keyvalue::serve_watcher(dp.clone(), &server, id.clone()).await
+        {
+            tasks.push(task);
+        }
         Self { tasks }
     }
 }

@@ -69,6 +69,58 @@ impl RunningComponent {
         }
     }
 
+    /// Calls `instance.func`, whose parameters `params` builds in the
+    /// invocation's store (for host resources a capability hands the guest,
+    /// e.g. the `bucket` of a `wasi:keyvalue/watcher` event). Same limits as
+    /// [`Self::call_local`]: the component's execution limit and instance
+    /// permits.
+    pub async fn call_with(
+        &self,
+        mut scope: CallScope,
+        instance: &str,
+        func: &str,
+        params: impl FnOnce(&mut wasmtime::Store<super::InvocationState>) -> wasmtime::Result<Vec<Val>>
+        + Send,
+    ) -> Result<(), InvokeError> {
+        let span = spans::invoke(&scope.span, &self.id, instance, func);
+        scope.span = span.clone();
+        let metrics = InvocationMetrics::start(&self.id, self.image_ref(), instance, func);
+        let result = async {
+            let export = self
+                .exports()
+                .get(instance, func)
+                .ok_or_else(|| self.not_exported(instance, func))?;
+            let (index, results) = (export.index, export.result_types().len());
+            scope.deadline = scope
+                .deadline
+                .min(tokio::time::Instant::now() + self.max_execution_time);
+            let budget = scope.remaining();
+            let _permits = self.acquire_within(budget).await?;
+            let mut store = self.new_store_in(scope);
+            let call = async {
+                let instance = self.pre.instantiate_async(&mut store).await?;
+                let Some(f) = instance.get_func(&mut store, index) else {
+                    wasmtime::bail!("export `{func}` vanished from its instance");
+                };
+                let params = params(&mut store)?;
+                let mut results = vec![Val::Bool(false); results];
+                f.call_async(&mut store, &params, &mut results).await
+            };
+            match tokio::time::timeout(budget, call).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(self.trap(e)),
+                Err(_) => Err(self.deadline(budget)),
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        if let Err(e) = &result {
+            spans::fail(&span, e);
+        }
+        metrics.finish(result.is_ok());
+        result
+    }
+
     /// Runs one call that arrived over the lattice: decodes the parameters
     /// from `rx`, calls, encodes the results to `tx`. Its `component.invoke`
     /// span is a child of `parent` (the `lattice.serve` span).

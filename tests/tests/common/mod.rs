@@ -97,6 +97,30 @@ pub async fn scale(
         .await
 }
 
+/// Starts provider `id` from `image_ref` on `host` and waits for its
+/// `provider_started` event.
+pub async fn start_provider(
+    l: &mut TestLattice,
+    host: &str,
+    id: &str,
+    image_ref: &str,
+) -> anyhow::Result<()> {
+    let resp = l
+        .ctl
+        .start_provider(&StartProviderCommand {
+            provider_id: id.to_string(),
+            provider_ref: image_ref.to_string(),
+            host_id: host.to_string(),
+            ..Default::default()
+        })
+        .await?;
+    anyhow::ensure!(resp.success, "provider start rejected: {}", resp.message);
+    l.events
+        .wait_for_type("provider_started", |e| e["data"]["provider_id"] == id, WAIT)
+        .await?;
+    Ok(())
+}
+
 /// Starts the built-in HTTP server on `host` and links it to `component_id`
 /// on `127.0.0.1:{port}`. Returns the port.
 pub async fn expose_http(
@@ -109,24 +133,7 @@ pub async fn expose_http(
     let config_name = format!("http-{port}");
     let values = HashMap::from([("address".to_string(), format!("127.0.0.1:{port}"))]);
     l.ctl.put_config(&config_name, &values).await?;
-    let resp = l
-        .ctl
-        .start_provider(&StartProviderCommand {
-            provider_id: provider_id.clone(),
-            provider_ref: "builtin://http-server".into(),
-            host_id: host.to_string(),
-            ..Default::default()
-        })
-        .await?;
-    anyhow::ensure!(resp.success, "provider start rejected: {}", resp.message);
-    let pid = provider_id.clone();
-    l.events
-        .wait_for_type(
-            "provider_started",
-            |e| e["data"]["provider_id"] == pid.as_str(),
-            WAIT,
-        )
-        .await?;
+    start_provider(l, host, &provider_id, "builtin://http-server").await?;
     let resp = l
         .ctl
         .put_link(&Link {

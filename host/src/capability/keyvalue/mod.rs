@@ -9,10 +9,15 @@
 //! in the lattice reached over wRPC on `wrpc:keyvalue/*@0.2.0-draft`
 //! ([`remote`]). The opened bucket keeps its backend: `atomics` and `batch`
 //! calls on it go where `open` went.
+//!
+//! A component that exports `wasi:keyvalue/watcher` is offered on the
+//! lattice as `wrpc:keyvalue/watcher@0.2.0-draft` ([`watcher`]), which
+//! providers call when an entry changes.
 
 mod memory;
 mod nats;
 mod remote;
+mod watcher;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
@@ -22,6 +27,9 @@ use wasmtime::component::{HasSelf, Linker, Resource};
 use crate::host::HostInner;
 use crate::runtime::InvocationState;
 use bindings::wasi::keyvalue::store::{Error, KeyResponse};
+
+pub(crate) use watcher::serve_watcher;
+pub use watcher::{WATCHER_INSTANCE, exports_watcher};
 
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({
