@@ -401,7 +401,16 @@ async fn next_optional(sub: &mut Option<Subscriber>) -> Option<Message> {
 struct Signals {
     #[cfg(unix)]
     term: Option<tokio::signal::unix::Signal>,
+    /// The process that started this one (the host) and a ticker to check
+    /// that it still is the parent.
+    #[cfg(unix)]
+    parent: (u32, tokio::time::Interval),
 }
+
+/// How often a provider checks that the host that started it is alive. A
+/// host killed with SIGKILL cannot stop its providers; without this check
+/// they would run on, orphaned, forever.
+pub(crate) const PARENT_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Signals {
     fn new() -> Self {
@@ -411,7 +420,12 @@ impl Signals {
             let term = signal(SignalKind::terminate())
                 .map_err(|error| tracing::warn!(%error, "cannot listen for SIGTERM"))
                 .ok();
-            Self { term }
+            let mut ticks = tokio::time::interval(PARENT_CHECK_INTERVAL);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            Self {
+                term,
+                parent: (std::os::unix::process::parent_id(), ticks),
+            }
         }
         #[cfg(not(unix))]
         {
@@ -419,21 +433,41 @@ impl Signals {
         }
     }
 
-    /// Resolves with the signal's name when one arrives.
+    /// Resolves with the signal's name when one arrives, or when the host
+    /// process that started this provider has exited (the provider was
+    /// re-parented). Cancel-safe: the parent check's ticker is kept across
+    /// calls.
     async fn recv(&mut self) -> &'static str {
         #[cfg(unix)]
+        let Self {
+            term: term_signal,
+            parent: (parent, ticks),
+        } = self;
+        #[cfg(unix)]
         let term = async {
-            match self.term.as_mut() {
+            match term_signal.as_mut() {
                 Some(term) => {
                     term.recv().await;
                 }
                 None => std::future::pending::<()>().await,
             }
         };
+        #[cfg(unix)]
+        let orphaned = async {
+            loop {
+                ticks.tick().await;
+                if std::os::unix::process::parent_id() != *parent {
+                    break;
+                }
+            }
+        };
         #[cfg(not(unix))]
         let term = std::future::pending::<()>();
+        #[cfg(not(unix))]
+        let orphaned = std::future::pending::<()>();
         tokio::select! {
             () = term => "SIGTERM",
+            () = orphaned => "host process exited",
             result = tokio::signal::ctrl_c() => match result {
                 Ok(()) => "SIGINT",
                 Err(_) => std::future::pending().await,

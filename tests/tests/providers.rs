@@ -458,6 +458,27 @@ async fn host_stop_stops_its_providers() {
     assert!(gone(pid), "provider {pid} outlived its host");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_sdk_provider_exits_when_its_host_is_killed() {
+    // SIGKILL gives the host no chance to stop its providers: a provider on
+    // the SDK notices it was re-parented and shuts down by itself.
+    let mut l = TestLattice::start().await.unwrap();
+    let mut host = HostProcess::start(fast_options(&l)).await.unwrap();
+    let image_ref = format!("file://{}", system_info_binary().display());
+    start(&l, &host, "orphan", &image_ref, &[]).await;
+    wait_event(&mut l, "provider_started", "orphan").await;
+    let pid = provider_pid(&host, "system-info-provider").await;
+    host.kill().await.unwrap();
+    eventually(WAIT, || async {
+        match proc_of(pid) {
+            Some((p, _)) if p.state != 'Z' => anyhow::bail!("provider {pid} still runs: {p:?}"),
+            _ => Ok(()),
+        }
+    })
+    .await
+    .unwrap();
+}
+
 // ---- the SDK's example provider -------------------------------------------
 
 fn system_info_binary() -> PathBuf {
