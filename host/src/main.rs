@@ -118,7 +118,7 @@ struct Args {
     /// Log level (error, warn, info, debug, trace) [default info]
     #[arg(long)]
     log_level: Option<String>,
-    /// Export traces and metrics over OTLP (see docs/observability.md) [env WASMCLOUD_OBSERVABILITY_ENABLED]
+    /// Export traces, metrics and logs over OTLP (see docs/observability.md) [env WASMCLOUD_OBSERVABILITY_ENABLED]
     #[arg(long)]
     enable_observability: bool,
     /// Export traces (true/false), whatever --enable-observability says [env WASMCLOUD_TRACING_ENABLED]
@@ -127,7 +127,10 @@ struct Args {
     /// Export metrics (true/false), whatever --enable-observability says [env WASMCLOUD_METRICS_ENABLED]
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     enable_metrics: Option<bool>,
-    /// Collector base URL for every signal (`/v1/traces`, `/v1/metrics` appended) [default: OTEL_EXPORTER_OTLP_* variables, else http://localhost:4318]
+    /// Export logs (true/false), whatever --enable-observability says [env WASMCLOUD_LOGS_ENABLED]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    enable_logs: Option<bool>,
+    /// Collector base URL for every signal (over HTTP `/v1/traces`, `/v1/metrics`, `/v1/logs` appended) [default: OTEL_EXPORTER_OTLP_* variables, else http://localhost:4318 (HTTP) or :4317 (gRPC)]
     #[arg(long)]
     override_observability_endpoint: Option<String>,
     /// Full OTLP traces URL [default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else the base URL + /v1/traces]
@@ -136,7 +139,10 @@ struct Args {
     /// Full OTLP metrics URL [default: OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, else the base URL + /v1/metrics]
     #[arg(long)]
     override_metrics_endpoint: Option<String>,
-    /// OTLP protocol: http (protobuf; collector port 4318) or grpc (not built in: export is then off) [default http]
+    /// Full OTLP logs URL [default: OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, else the base URL + /v1/logs]
+    #[arg(long)]
+    override_logs_endpoint: Option<String>,
+    /// OTLP protocol of every signal: http (protobuf; collector port 4318) or grpc (port 4317) [default: OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL, else http]
     #[arg(long)]
     observability_protocol: Option<observability::OtelProtocol>,
     /// Most verbose span level exported (error, warn, info, debug, trace) [default info]
@@ -224,15 +230,17 @@ fn telemetry(args: &mut Args) -> anyhow::Result<Telemetry> {
         enable_observability: env_flag(args.enable_observability, "OBSERVABILITY_ENABLED")?,
         enable_traces: env_or(args.enable_traces, "TRACING_ENABLED")?,
         enable_metrics: env_or(args.enable_metrics, "METRICS_ENABLED")?,
+        enable_logs: env_or(args.enable_logs, "LOGS_ENABLED")?,
         observability_endpoint: env_or(
             args.override_observability_endpoint.take(),
             "OBSERVABILITY_ENDPOINT",
         )?,
         traces_endpoint: env_or(args.override_traces_endpoint.take(), "TRACING_ENDPOINT")?,
         metrics_endpoint: env_or(args.override_metrics_endpoint.take(), "METRICS_ENDPOINT")?,
-        protocol: env_or(args.observability_protocol, "OBSERVABILITY_PROTOCOL")?
-            .unwrap_or_default(),
+        logs_endpoint: env_or(args.override_logs_endpoint.take(), "LOGS_ENDPOINT")?,
+        protocol: env_or(args.observability_protocol, "OBSERVABILITY_PROTOCOL")?,
         trace_level: env_or(args.trace_level.take(), "TRACE_LEVEL")?,
+        ..Default::default()
     };
     Ok(Telemetry {
         logs: LogSettings { structured, level },

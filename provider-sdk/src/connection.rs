@@ -8,10 +8,13 @@ use std::sync::Arc;
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use trellis_interfaces::provider::HostData;
-use trellis_wrpc::{Server, TargetClient, Transport, headers};
+use trellis_observability::propagation::W3cContext;
+use trellis_wrpc::{ResultReader, TargetClient, Transport, headers};
 
+use crate::context::Context;
 use crate::control::SharedState;
 use crate::links::LinkSnapshot;
+use crate::trace::{ProviderServer, Traced};
 
 /// A provider's connection to its lattice. Cheap to clone.
 #[derive(Clone)]
@@ -23,7 +26,7 @@ struct ConnectionInner {
     host_data: HostData,
     nats: async_nats::Client,
     transport: Transport,
-    server: Server,
+    server: ProviderServer,
     state: Arc<SharedState>,
 }
 
@@ -45,7 +48,10 @@ impl Connection {
         state: Arc<SharedState>,
     ) -> Self {
         let prefix = wrpc_prefix(&host_data.lattice_rpc_prefix, &host_data.provider_key);
-        let server = transport.server(prefix.clone(), Some(prefix));
+        let server = ProviderServer::new(
+            transport.server(prefix.clone(), Some(prefix)),
+            &host_data.provider_key,
+        );
         Self {
             inner: Arc::new(ConnectionInner {
                 host_data,
@@ -60,8 +66,10 @@ impl Connection {
     /// The wRPC server for this provider's exports: subject prefix
     /// `{lattice}.{provider_id}`, queue group the same, so several instances
     /// of the provider share the calls. Pass it to the generated
-    /// `serve(&conn.server(), handler)`.
-    pub fn server(&self) -> Server {
+    /// `serve(&conn.server(), handler)`. Each call served gets a
+    /// `provider.serve` span when traces are on (see
+    /// [`Context::trace`](crate::Context::trace)).
+    pub fn server(&self) -> ProviderServer {
         self.inner.server.clone()
     }
 
@@ -72,13 +80,16 @@ impl Connection {
     ///
     /// Every call carries `source-id: {provider_id}` and `target-id: {target}`
     /// headers (as wasmCloud's provider clients do) unless the caller's own
-    /// headers already set them.
+    /// headers already set them, and W3C trace context: a call made while
+    /// serving one should use [`ProviderClient::in_context`], so it joins the
+    /// caller's trace.
     pub fn client_for(&self, target: &str) -> ProviderClient {
         let prefix = wrpc_prefix(self.lattice(), target);
         ProviderClient {
             inner: self.inner.transport.client().target(prefix),
             source_id: self.provider_id().to_string(),
             target_id: target.to_string(),
+            parent: None,
         }
     }
 
@@ -137,6 +148,7 @@ pub struct ProviderClient {
     inner: TargetClient,
     source_id: String,
     target_id: String,
+    parent: Option<W3cContext>,
 }
 
 impl std::fmt::Debug for ProviderClient {
@@ -160,6 +172,15 @@ impl ProviderClient {
         &self.target_id
     }
 
+    /// This client's calls continue the trace of the call `cx` describes
+    /// (the provider's `provider.serve` span when traces are on, else the
+    /// caller's `traceparent`, passed on unchanged).
+    #[must_use]
+    pub fn in_context(mut self, cx: &Context) -> Self {
+        self.parent = cx.trace.clone();
+        self
+    }
+
     fn with_identity(&self, cx: Option<HeaderMap>) -> HeaderMap {
         let mut headers = cx.unwrap_or_default();
         if headers.get(headers::SOURCE_ID).is_none() {
@@ -175,7 +196,7 @@ impl ProviderClient {
 impl wrpc_transport::Invoke for ProviderClient {
     type Context = Option<HeaderMap>;
     type Outgoing = <TargetClient as wrpc_transport::Invoke>::Outgoing;
-    type Incoming = <TargetClient as wrpc_transport::Invoke>::Incoming;
+    type Incoming = Traced<ResultReader>;
 
     fn invoke<P: AsRef<[Option<usize>]> + Send + Sync>(
         &self,
@@ -185,8 +206,26 @@ impl wrpc_transport::Invoke for ProviderClient {
         params: Bytes,
         paths: impl AsRef<[P]> + Send,
     ) -> impl Future<Output = anyhow::Result<(Self::Outgoing, Self::Incoming)>> + Send {
-        let headers = self.with_identity(cx);
-        self.inner
-            .invoke(Some(headers), instance, func, params, paths)
+        let mut headers = self.with_identity(cx);
+        let span = crate::trace::call_span(
+            &mut headers,
+            self.parent.as_ref(),
+            &self.source_id,
+            &self.target_id,
+            instance,
+            func,
+        );
+        let call = self
+            .inner
+            .invoke(Some(headers), instance, func, params, paths);
+        async move {
+            match call.await {
+                Ok((outgoing, incoming)) => Ok((outgoing, Traced::new(incoming, span))),
+                Err(e) => {
+                    crate::trace::fail(&span);
+                    Err(e)
+                }
+            }
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::time::Instant;
 
+use trellis_observability::propagation::W3cContext;
 use trellis_wrpc::ServeContext;
 
 /// The link name a call carries when its caller set none.
@@ -22,6 +23,10 @@ pub struct Context {
     /// When the caller stops waiting (`trellis-timeout-ms`, else the
     /// transport's default budget).
     pub deadline: Option<Instant>,
+    /// W3C trace context of the call: the provider's own `provider.serve`
+    /// span when traces are on, else the caller's `traceparent` as received.
+    /// Pass it on with [`ProviderClient::in_context`](crate::ProviderClient::in_context).
+    pub trace: Option<W3cContext>,
 }
 
 impl Context {
@@ -45,6 +50,7 @@ impl From<&ServeContext> for Context {
                 .unwrap_or(DEFAULT_LINK_NAME)
                 .to_string(),
             deadline: Some(cx.deadline.into_std()),
+            trace: crate::trace::incoming(&cx.headers),
         }
     }
 }

@@ -12,6 +12,7 @@ mod logging;
 mod provider;
 mod run;
 mod secrets;
+mod trace;
 
 pub use connection::{Connection, ProviderClient};
 pub use context::{Context, DEFAULT_LINK_NAME};
@@ -19,9 +20,12 @@ pub use error::RunError;
 pub use exports::serve_exports;
 pub use host_data::{MAX_HOST_DATA_BYTES, read_host_data, read_host_data_from};
 pub use links::{LinkConfig, LinkKey, LinkRole, LinkSnapshot};
-pub use logging::init_logging;
+pub use logging::{init_logging, init_observability};
 pub use provider::{InitContext, Provider};
 pub use run::{run, run_with_host_data};
+pub use trace::{ProviderServer, Traced};
+/// W3C trace context as carried in headers ([`Context::trace`]).
+pub use trellis_observability::propagation::W3cContext;
 
 /// Wire types shared with hosts.
 pub use trellis_interfaces::provider::{

@@ -47,7 +47,8 @@ where
     P: Provider,
     S: AsyncFnOnce(Connection, Arc<P>) -> anyhow::Result<()>,
 {
-    crate::logging::init_logging(&host_data);
+    // Flushes the provider's spans and logs when `run` returns.
+    let _observability = crate::logging::init_observability(&host_data, name);
     tracing::info!(
         provider = name,
         provider_id = %host_data.provider_key,

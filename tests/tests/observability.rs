@@ -1,12 +1,21 @@
-//! Observability end to end: two real `trellis` hosts on a real nats-server
-//! export OTLP/HTTP to a receiver started by the test, which decodes the
-//! protobuf `ExportTraceServiceRequest` / `ExportMetricsServiceRequest`
-//! bodies. `pinger` (HTTP front) runs on host A, `ponger` on host B (and
-//! `ponger-local` on A for the in-process path).
+//! Observability end to end: real `trellis` hosts (and a provider process)
+//! on a real nats-server export OTLP to a receiver started by the test
+//! (`observability/otlp.rs`: OTLP/HTTP and OTLP/gRPC on one port), which
+//! decodes the protobuf export requests of traces, metrics and logs.
 //!
-//! Host A is configured with flags (`--enable-observability
-//! --override-observability-endpoint`), host B with the environment
-//! (`WASMCLOUD_OBSERVABILITY_ENABLED`, `OTEL_EXPORTER_OTLP_ENDPOINT`).
+//! - `pinger` (HTTP front) on host A calls `ponger` on host B (and
+//!   `ponger-local` on A for the in-process path). Host A is configured with
+//!   flags (`--enable-observability --override-observability-endpoint`),
+//!   host B with the environment (`WASMCLOUD_OBSERVABILITY_ENABLED`,
+//!   `OTEL_EXPORTER_OTLP_ENDPOINT`).
+//! - Three processes: `system-info-caller` on host A calls the
+//!   `system-info` provider (a process of host B), which calls back a
+//!   `system-info-caller` on host B; host B and its provider export over
+//!   gRPC (the provider gets the host's settings in `HostData.otel_config`).
+//! - Logs: a component's `wasi:logging` line arrives as an OTLP log record
+//!   carrying the trace and span id of its invocation.
+//!
+//! Build first: `cargo build -p trellis-host -p system-info-provider`.
 
 #![allow(
     clippy::unwrap_used,
@@ -16,20 +25,14 @@
 )]
 
 mod common;
+#[path = "observability/otlp.rs"]
+mod otlp;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-use anyhow::Context as _;
 use common::{TestLattice, WAIT, expose_http, http_until, scale};
-use http_body_util::{BodyExt as _, Empty, Full};
-use hyper::service::service_fn;
+use http_body_util::{BodyExt as _, Empty};
 use hyper_util::rt::TokioIo;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
-use prost::Message as _;
+use otlp::{OtlpReceiver, SpanRecord, Transport};
+use trellis_interfaces::ctl::StartProviderCommand;
 use trellis_interfaces::link::Link;
 use trellis_tests::{HostProcess, component_path, eventually};
 
@@ -37,244 +40,6 @@ use trellis_tests::{HostProcess, component_path, eventually};
 /// short, so the test waits on exports for well under a second.
 const EXPORT_DELAY_MS: &str = "100";
 const METRIC_INTERVAL_MS: &str = "300";
-
-/// One exported span, flattened.
-#[derive(Debug, Clone)]
-struct SpanRecord {
-    trace_id: String,
-    span_id: String,
-    parent: String,
-    name: String,
-    attrs: HashMap<String, String>,
-    /// `service.instance.id` of the exporting process (the host id).
-    process: String,
-}
-
-impl SpanRecord {
-    fn attr(&self, key: &str) -> &str {
-        self.attrs.get(key).map_or("", String::as_str)
-    }
-}
-
-/// One exported metric data point, flattened.
-#[derive(Debug, Clone)]
-struct PointRecord {
-    /// Index of the export request it came in.
-    export: usize,
-    process: String,
-    name: String,
-    attrs: HashMap<String, String>,
-    /// Sum value, or a histogram's count.
-    value: i64,
-}
-
-#[derive(Default)]
-struct Received {
-    requests: usize,
-    spans: Vec<SpanRecord>,
-    points: Vec<PointRecord>,
-    metric_exports: usize,
-}
-
-/// The OTLP/HTTP receiver: `POST /v1/traces` and `POST /v1/metrics`.
-struct OtlpReceiver {
-    port: u16,
-    received: Arc<Mutex<Received>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for OtlpReceiver {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-fn value_text(v: &Option<AnyValue>) -> String {
-    match v.as_ref().and_then(|v| v.value.as_ref()) {
-        Some(any_value::Value::StringValue(s)) => s.clone(),
-        Some(any_value::Value::IntValue(i)) => i.to_string(),
-        Some(any_value::Value::BoolValue(b)) => b.to_string(),
-        Some(any_value::Value::DoubleValue(d)) => d.to_string(),
-        other => format!("{other:?}"),
-    }
-}
-
-fn attr_map(attrs: &[KeyValue]) -> HashMap<String, String> {
-    attrs
-        .iter()
-        .map(|kv| (kv.key.clone(), value_text(&kv.value)))
-        .collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-impl Received {
-    fn take_traces(&mut self, body: &[u8]) -> anyhow::Result<()> {
-        let req = ExportTraceServiceRequest::decode(body).context("bad trace export")?;
-        for rs in req.resource_spans {
-            let resource = attr_map(&rs.resource.map(|r| r.attributes).unwrap_or_default());
-            let process = resource
-                .get("service.instance.id")
-                .cloned()
-                .unwrap_or_default();
-            for ss in rs.scope_spans {
-                for s in ss.spans {
-                    self.spans.push(SpanRecord {
-                        trace_id: hex(&s.trace_id),
-                        span_id: hex(&s.span_id),
-                        parent: hex(&s.parent_span_id),
-                        name: s.name,
-                        attrs: attr_map(&s.attributes),
-                        process: process.clone(),
-                    });
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn take_metrics(&mut self, body: &[u8]) -> anyhow::Result<()> {
-        let req = ExportMetricsServiceRequest::decode(body).context("bad metrics export")?;
-        self.metric_exports += 1;
-        let export = self.metric_exports;
-        for rm in req.resource_metrics {
-            let resource = attr_map(&rm.resource.map(|r| r.attributes).unwrap_or_default());
-            let process = resource
-                .get("service.instance.id")
-                .cloned()
-                .unwrap_or_default();
-            for sm in rm.scope_metrics {
-                for m in sm.metrics {
-                    let points: Vec<(Vec<KeyValue>, i64)> = match m.data {
-                        Some(metric::Data::Sum(sum)) => sum
-                            .data_points
-                            .into_iter()
-                            .map(|p| {
-                                let v = match p.value {
-                                    Some(number_data_point::Value::AsInt(i)) => i,
-                                    Some(number_data_point::Value::AsDouble(d)) => d as i64,
-                                    None => 0,
-                                };
-                                (p.attributes, v)
-                            })
-                            .collect(),
-                        Some(metric::Data::Histogram(h)) => h
-                            .data_points
-                            .into_iter()
-                            .map(|p| (p.attributes, p.count as i64))
-                            .collect(),
-                        _ => Vec::new(),
-                    };
-                    for (attrs, value) in points {
-                        self.points.push(PointRecord {
-                            export,
-                            process: process.clone(),
-                            name: m.name.clone(),
-                            attrs: attr_map(&attrs),
-                            value,
-                        });
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-impl OtlpReceiver {
-    async fn start() -> anyhow::Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let port = listener.local_addr()?.port();
-        let received = Arc::new(Mutex::new(Received::default()));
-        let shared = received.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let shared = shared.clone();
-                        async move {
-                            let path = req.uri().path().to_string();
-                            let body = req.into_body().collect().await?.to_bytes();
-                            let mut r = shared.lock().unwrap();
-                            r.requests += 1;
-                            let outcome = match path.as_str() {
-                                "/v1/traces" => r.take_traces(&body),
-                                "/v1/metrics" => r.take_metrics(&body),
-                                other => Err(anyhow::anyhow!("unexpected path {other}")),
-                            };
-                            let status = if let Err(e) = outcome {
-                                eprintln!("OTLP receiver: {e:#}");
-                                400
-                            } else {
-                                200
-                            };
-                            let mut resp = hyper::Response::new(Full::new(bytes::Bytes::new()));
-                            *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
-                            resp.headers_mut().insert(
-                                "content-type",
-                                hyper::header::HeaderValue::from_static("application/x-protobuf"),
-                            );
-                            Ok::<_, hyper::Error>(resp)
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Ok(Self {
-            port,
-            received,
-            task,
-        })
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn requests(&self) -> usize {
-        self.received.lock().unwrap().requests
-    }
-
-    fn trace(&self, trace_id: &str) -> Vec<SpanRecord> {
-        let r = self.received.lock().unwrap();
-        r.spans
-            .iter()
-            .filter(|s| s.trace_id == trace_id)
-            .cloned()
-            .collect()
-    }
-
-    fn spans(&self) -> Vec<SpanRecord> {
-        self.received.lock().unwrap().spans.clone()
-    }
-
-    fn metric_exports(&self) -> usize {
-        self.received.lock().unwrap().metric_exports
-    }
-
-    /// The latest value of `name` on `process` for `component_id`.
-    fn latest(&self, process: &str, name: &str, component_id: &str) -> Option<PointRecord> {
-        let r = self.received.lock().unwrap();
-        r.points
-            .iter()
-            .rev()
-            .find(|p| {
-                p.process == process
-                    && p.name == name
-                    && p.attrs.get("component.id").map(String::as_str) == Some(component_id)
-            })
-            .cloned()
-    }
-}
 
 fn image(name: &str) -> String {
     format!("file://{}", component_path(name).unwrap().display())
@@ -611,4 +376,207 @@ async fn nothing_is_exported_with_observability_off() {
         0,
         "observability off exported something"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn component_logs_arrive_over_otlp_with_their_trace_id() {
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let mut l = TestLattice::start().await.unwrap();
+    let host = HostProcess::start(
+        l.host_options()
+            .arg("--enable-observability")
+            .arg("--override-observability-endpoint")
+            .arg(receiver.url())
+            .env("OTEL_BSP_SCHEDULE_DELAY", EXPORT_DELAY_MS)
+            .env("OTEL_BLRP_SCHEDULE_DELAY", EXPORT_DELAY_MS),
+    )
+    .await
+    .unwrap();
+    scale(&mut l, host.id(), &image("http-config"), "configured", 1)
+        .await
+        .unwrap();
+    let port = expose_http(&mut l, host.id(), "configured").await.unwrap();
+    http_until(port, "/warm-up", 200).await.unwrap();
+
+    let trace_id = "5b8efff798038103d269b633813fc60c";
+    let traceparent = format!("00-{trace_id}-eee19b7ec3c1b174-01");
+    assert_eq!(
+        get(port, "/colour", Some(&traceparent)).await,
+        (200, "<unset>".into())
+    );
+    let spans = trace_of(&receiver, trace_id, 2).await;
+    let ingress = child(&spans, "eee19b7ec3c1b174", "http.server.request");
+    let invoke = child(&spans, &ingress.span_id, "component.invoke");
+    let log = eventually(WAIT, || async {
+        receiver
+            .logs()
+            .into_iter()
+            .find(|r| r.body.contains("config lookup for `colour`"))
+            .ok_or_else(|| anyhow::anyhow!("no log record yet: {:#?}", receiver.logs()))
+    })
+    .await
+    .unwrap();
+    assert_eq!(log.trace_id, trace_id, "{log:#?}");
+    assert_eq!(
+        log.span_id, invoke.span_id,
+        "the log belongs to the invocation"
+    );
+    assert_eq!(log.severity, "INFO");
+    assert_eq!(
+        log.attrs.get("component_id").map(String::as_str),
+        Some("configured")
+    );
+    assert_eq!(log.process, host.id());
+    assert_eq!(log.service, "trellis-host");
+    assert_eq!(log.transport, Transport::Http);
+}
+
+fn provider_binary() -> std::path::PathBuf {
+    trellis_tests::host::workspace_binary(
+        "system-info-provider",
+        "SYSTEM_INFO_PROVIDER_BIN",
+        "system-info-provider",
+    )
+    .unwrap()
+}
+
+fn info_link(source: &str, target: &str, interface: &str) -> Link {
+    Link {
+        source_id: source.into(),
+        target: target.into(),
+        name: "default".into(),
+        wit_namespace: "trellis".into(),
+        wit_package: "system-info".into(),
+        interfaces: vec![interface.into()],
+        ..Default::default()
+    }
+}
+
+/// HTTP on host A → `caller-a` → `system-info` (provider process of host B)
+/// → calls back `caller-b` on host B: one trace over three processes, the
+/// last two exporting over gRPC.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_trace_across_a_host_a_provider_and_another_host() {
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let mut l = TestLattice::start().await.unwrap();
+    let a = HostProcess::start(
+        l.host_options()
+            .arg("--enable-observability")
+            .arg("--override-observability-endpoint")
+            .arg(receiver.url())
+            .env("OTEL_BSP_SCHEDULE_DELAY", EXPORT_DELAY_MS),
+    )
+    .await
+    .unwrap();
+    let b = HostProcess::start(
+        l.host_options()
+            .arg("--enable-observability")
+            .arg("--observability-protocol")
+            .arg("grpc")
+            .arg("--override-observability-endpoint")
+            .arg(receiver.url())
+            .env("OTEL_BSP_SCHEDULE_DELAY", EXPORT_DELAY_MS),
+    )
+    .await
+    .unwrap();
+    let caller = image("system-info-caller");
+    scale(&mut l, a.id(), &caller, "caller-a", 2).await.unwrap();
+    scale(&mut l, b.id(), &caller, "caller-b", 2).await.unwrap();
+    let resp = l
+        .ctl
+        .start_provider(&StartProviderCommand {
+            provider_id: "system-info".into(),
+            provider_ref: format!("file://{}", provider_binary().display()),
+            host_id: b.id().into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(resp.success, "{}", resp.message);
+    l.events
+        .wait_for_type(
+            "provider_started",
+            |e| e["data"]["provider_id"] == "system-info",
+            WAIT,
+        )
+        .await
+        .unwrap();
+    for link in [
+        info_link("caller-a", "system-info", "info"),
+        info_link("system-info", "caller-b", "invoker"),
+    ] {
+        let resp = l.ctl.put_link(&link).await.unwrap();
+        assert!(resp.success, "{}", resp.message);
+    }
+    let port = expose_http(&mut l, a.id(), "caller-a").await.unwrap();
+    let answer = "callback: hello from system-info-caller\n";
+    assert_eq!(http_until(port, "/callback", 200).await.unwrap(), answer);
+
+    let trace_id = "7d3c5a1e9f0b4c2d8e6f1a2b3c4d5e6f";
+    let caller_span = "1a2b3c4d5e6f7a8b";
+    let traceparent = format!("00-{trace_id}-{caller_span}-01");
+    assert_eq!(
+        get(port, "/callback", Some(&traceparent)).await,
+        (200, answer.into())
+    );
+    let spans = trace_of(&receiver, trace_id, 7).await;
+    assert_eq!(spans.len(), 7, "{spans:#?}");
+
+    // Host A: ingress, the caller, its call to the provider.
+    let ingress = child(&spans, caller_span, "http.server.request");
+    let invoke_a = child(&spans, &ingress.span_id, "component.invoke");
+    assert_eq!(invoke_a.attr("component.id"), "caller-a");
+    let call = child(&spans, &invoke_a.span_id, "link.call");
+    assert_eq!(call.attr("link.target"), "system-info");
+    assert_eq!(call.attr("wit.interface"), "trellis:system-info/info@0.1.0");
+    assert_eq!(call.attr("wit.function"), "call-back");
+    assert_eq!(call.attr("call.path"), "lattice");
+    for s in [ingress, invoke_a, call] {
+        assert_eq!((s.process.as_str(), s.transport), (a.id(), Transport::Http));
+    }
+
+    // The provider process: serves the call, calls back.
+    let served = child(&spans, &call.span_id, "provider.serve");
+    assert_eq!(served.service, "system-info");
+    assert_eq!(served.transport, Transport::Grpc);
+    assert_ne!(served.process, a.id());
+    assert_ne!(served.process, b.id());
+    assert_eq!(served.attr("provider.id"), "system-info");
+    assert_eq!(served.attr("source.id"), "caller-a");
+    assert_eq!(served.attr("wit.function"), "call-back");
+    let back = child(&spans, &served.span_id, "provider.call");
+    assert_eq!(back.process, served.process);
+    assert_eq!(back.attr("link.target"), "caller-b");
+    assert_eq!(
+        back.attr("wit.interface"),
+        "trellis:system-info/invoker@0.1.0"
+    );
+    assert_eq!(back.attr("wit.function"), "call");
+
+    // Host B: the call back served, the component it ran.
+    let serve_b = child(&spans, &back.span_id, "lattice.serve");
+    assert_eq!(serve_b.attr("source.id"), "system-info");
+    let invoke_b = child(&spans, &serve_b.span_id, "component.invoke");
+    assert_eq!(invoke_b.attr("component.id"), "caller-b");
+    assert_eq!(invoke_b.attr("wit.function"), "call");
+    for s in [serve_b, invoke_b] {
+        assert_eq!((s.process.as_str(), s.transport), (b.id(), Transport::Grpc));
+    }
+    let processes: std::collections::BTreeSet<&str> =
+        spans.iter().map(|s| s.process.as_str()).collect();
+    assert_eq!(processes.len(), 3, "{processes:?}");
+
+    // Host B's own log records arrive over gRPC too (its startup lines).
+    eventually(WAIT, || async {
+        anyhow::ensure!(
+            receiver
+                .logs()
+                .iter()
+                .any(|r| r.process == b.id() && r.transport == Transport::Grpc),
+            "no log record from host B over gRPC"
+        );
+        Ok(())
+    })
+    .await
+    .unwrap();
 }

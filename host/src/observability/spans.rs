@@ -18,59 +18,37 @@
 //! fibers, and `wasmcloud:bus` `set-link-name` only changes which link the
 //! next call takes, never the span it is made under.
 
-use std::collections::HashMap;
-
-use opentelemetry::propagation::TextMapPropagator as _;
-use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing::Span;
 use tracing::field::Empty;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::traces_enabled;
 use crate::runtime::state::TraceContext;
 
-/// Target of every span built here. The log layer ignores it (see
-/// [`log_exclusion`]): these spans are for export, not for log lines.
-pub const TARGET: &str = "trellis::span";
-
-/// The log filter directive that keeps our spans out of the log layer.
-pub(crate) fn log_exclusion() -> Option<tracing_subscriber::filter::Directive> {
-    format!("{TARGET}=off").parse().ok()
-}
+/// Target of every span built here. The log layers ignore it: these spans
+/// are for export, not for log lines.
+pub const TARGET: &str = trellis_observability::SPAN_TARGET;
 
 fn ids() -> (&'static str, &'static str) {
     super::identity().map_or(("", ""), |i| (i.host_id.as_str(), i.lattice.as_str()))
 }
 
-/// The OpenTelemetry context named by W3C headers, if they parse.
-fn remote_parent(trace: &TraceContext) -> Option<opentelemetry::Context> {
-    use opentelemetry::trace::TraceContextExt as _;
-    let mut carrier = HashMap::with_capacity(2);
-    carrier.insert("traceparent".to_string(), trace.traceparent.clone());
-    if let Some(state) = &trace.tracestate {
-        carrier.insert("tracestate".to_string(), state.clone());
-    }
-    let cx = TraceContextPropagator::new().extract(&carrier);
-    cx.span().span_context().is_valid().then_some(cx)
-}
-
 /// The W3C headers that make `span` the parent of the receiver's spans;
 /// `None` when traces are off or `span` is not exported.
 pub fn outgoing_trace(span: &Span) -> Option<TraceContext> {
-    if !traces_enabled() || span.is_none() {
-        return None;
-    }
-    let mut carrier: HashMap<String, String> = HashMap::with_capacity(2);
-    TraceContextPropagator::new().inject_context(&span.context(), &mut carrier);
-    TraceContext::from_headers(
-        carrier.get("traceparent").map(String::as_str),
-        carrier.get("tracestate").map(String::as_str),
-    )
+    let w3c = trellis_observability::propagation::of_span(span)?;
+    Some(TraceContext {
+        traceparent: w3c.traceparent,
+        tracestate: w3c.tracestate,
+    })
 }
 
 fn adopt(span: &Span, trace: Option<&TraceContext>) {
-    if let Some(cx) = trace.and_then(remote_parent) {
-        let _ = span.set_parent(cx);
+    if let Some(trace) = trace {
+        trellis_observability::propagation::adopt(
+            span,
+            &trace.traceparent,
+            trace.tracestate.as_deref(),
+        );
     }
 }
 
@@ -258,28 +236,5 @@ mod tests {
         assert!(span.is_none());
         assert!(outgoing_trace(&span).is_none());
         assert!(http_ingress(&http::Method::GET, "/", None).is_none());
-    }
-
-    #[test]
-    fn remote_parent_reads_a_w3c_traceparent() {
-        use opentelemetry::trace::TraceContextExt as _;
-        let trace = TraceContext::from_headers(
-            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
-            None,
-        )
-        .unwrap();
-        let cx = remote_parent(&trace).unwrap();
-        let sc = cx.span().span_context().clone();
-        assert_eq!(
-            sc.trace_id().to_string(),
-            "4bf92f3577b34da6a3ce929d0e0e4736"
-        );
-        assert_eq!(sc.span_id().to_string(), "00f067aa0ba902b7");
-        assert!(sc.is_sampled());
-    }
-
-    #[test]
-    fn the_log_layer_excludes_our_spans() {
-        assert_eq!(log_exclusion().unwrap().to_string(), "trellis::span=off");
     }
 }

@@ -250,7 +250,7 @@ fn host_data(
     let seed = xkey
         .seed()
         .map_err(|e| format!("cannot encode the provider xkey: {e}"))?;
-    let data = HostData {
+    let mut data = HostData {
         host_id: host.id.clone(),
         lattice_rpc_prefix: host.config.lattice.clone(),
         link_name: "default".into(),
@@ -267,6 +267,11 @@ fn host_data(
         default_rpc_timeout_ms: u64::try_from(host.config.rpc_timeout.as_millis()).ok(),
         ..Default::default()
     };
+    // The host's own log and export settings, as wasmCloud hosts pass them.
+    let (logs, otel) = crate::observability::provider_settings();
+    data.structured_logging = logs.structured;
+    data.log_level = Some(logs.level);
+    data.otel_config = (&otel).into();
     Ok((
         data,
         Delivered {

@@ -51,20 +51,93 @@ struct Args {
     /// Serve the API only; never reconcile (never takes the lease).
     #[arg(long = "api-only", env = "WADM_API_ONLY")]
     api_only: bool,
-    /// Log filter (`RUST_LOG` syntax).
+    /// Log level (error, warn, info, debug, trace) or filter (`RUST_LOG` syntax).
     #[arg(long = "log-level", env = "RUST_LOG", default_value = "info")]
     log_level: String,
+    /// Log as JSON lines.
+    #[arg(
+        long = "enable-structured-logging",
+        alias = "structured-logging",
+        env = "WADM_STRUCTURED_LOGGING"
+    )]
+    enable_structured_logging: bool,
+    /// Export traces, metrics and logs over OTLP (docs/observability.md).
+    #[arg(long = "enable-observability", env = "WADM_OBSERVABILITY_ENABLED")]
+    enable_observability: bool,
+    /// Export traces (true/false), whatever --enable-observability says.
+    #[arg(long = "enable-traces", alias = "tracing", env = "WADM_TRACING_ENABLED", num_args = 0..=1, default_missing_value = "true")]
+    enable_traces: Option<bool>,
+    /// Export metrics (true/false), whatever --enable-observability says.
+    #[arg(long = "enable-metrics", env = "WADM_METRICS_ENABLED", num_args = 0..=1, default_missing_value = "true")]
+    enable_metrics: Option<bool>,
+    /// Export logs (true/false), whatever --enable-observability says.
+    #[arg(long = "enable-logs", env = "WADM_LOGS_ENABLED", num_args = 0..=1, default_missing_value = "true")]
+    enable_logs: Option<bool>,
+    /// Collector base URL for every signal [default: OTEL_EXPORTER_OTLP_* variables, else localhost:4318 (HTTP) or :4317 (gRPC)].
+    #[arg(
+        long = "override-observability-endpoint",
+        env = "WADM_OBSERVABILITY_ENDPOINT"
+    )]
+    observability_endpoint: Option<String>,
+    /// Full OTLP traces URL.
+    #[arg(
+        long = "override-traces-endpoint",
+        alias = "tracing-endpoint",
+        env = "WADM_TRACING_ENDPOINT"
+    )]
+    traces_endpoint: Option<String>,
+    /// Full OTLP metrics URL.
+    #[arg(long = "override-metrics-endpoint", env = "WADM_METRICS_ENDPOINT")]
+    metrics_endpoint: Option<String>,
+    /// Full OTLP logs URL.
+    #[arg(long = "override-logs-endpoint", env = "WADM_LOGS_ENDPOINT")]
+    logs_endpoint: Option<String>,
+    /// OTLP protocol: http or grpc [default: OTEL_EXPORTER_OTLP_PROTOCOL, else http].
+    #[arg(long = "observability-protocol", env = "WADM_OBSERVABILITY_PROTOCOL")]
+    observability_protocol: Option<trellis_observability::OtelProtocol>,
+    /// Most verbose span level exported [default info].
+    #[arg(long = "trace-level", env = "WADM_TRACE_LEVEL")]
+    trace_level: Option<String>,
+}
+
+impl Args {
+    fn log_settings(&self) -> trellis_observability::LogSettings {
+        trellis_observability::LogSettings {
+            structured: self.enable_structured_logging,
+            level: self.log_level.clone(),
+        }
+    }
+
+    fn otel_settings(&self) -> trellis_observability::OtelSettings {
+        trellis_observability::OtelSettings {
+            enable_observability: self.enable_observability,
+            enable_traces: self.enable_traces,
+            enable_metrics: self.enable_metrics,
+            enable_logs: self.enable_logs,
+            observability_endpoint: self.observability_endpoint.clone(),
+            traces_endpoint: self.traces_endpoint.clone(),
+            metrics_endpoint: self.metrics_endpoint.clone(),
+            logs_endpoint: self.logs_endpoint.clone(),
+            protocol: self.observability_protocol,
+            trace_level: self.trace_level.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log_level))
-        .with_writer(std::io::stderr)
-        // Colours only on a terminal: `wash up` and services write to log files.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    // RUST_LOG is the `--log-level` flag's variable: the flag's value is the filter.
+    let identity = trellis_observability::Identity {
+        service_name: "wadm".into(),
+        service_version: env!("CARGO_PKG_VERSION").into(),
+        instance_id: ulid::Ulid::new().to_string(),
+        attributes: Vec::new(),
+    };
+    // Flushes exports at exit.
+    let _observability =
+        trellis_observability::init(&args.log_settings(), &args.otel_settings(), &identity)?;
     let client = async_nats::ConnectOptions::new()
         .name("wadm")
         .reconnect_delay_callback(trellis_interfaces::reconnect::reconnect_delay)

@@ -62,7 +62,9 @@ impl info::Handler<ServeContext> for Handler {
             Ok(target) => target,
             Err(message) => return Ok(Err(message)),
         };
-        match invoker::call(&self.conn.client_for(&target), None).await {
+        // `in_context`: the call back continues the caller's trace.
+        let client = self.conn.client_for(&target).in_context(&caller);
+        match invoker::call(&client, None).await {
             Ok(answer) => Ok(Ok(answer)),
             Err(error) => Ok(Err(format!("calling {target} failed: {error:#}"))),
         }

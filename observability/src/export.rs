@@ -1,0 +1,175 @@
+//! The OTLP exporters and SDK providers of each signal, over HTTP/protobuf
+//! or gRPC as [`OtelSettings`] say.
+
+use opentelemetry_otlp::{Protocol, WithExportConfig as _};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::logs::SdkLoggerProvider;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider,
+};
+
+use crate::ObservabilityError;
+use crate::settings::{OtelProtocol, OtelSettings, Signal};
+
+fn env(var: &str) -> Option<String> {
+    std::env::var(var).ok()
+}
+
+fn protocol(settings: &OtelSettings, signal: Signal) -> Result<OtelProtocol, ObservabilityError> {
+    settings
+        .protocol_with(signal, env)
+        .map_err(|message| ObservabilityError::Config { message })
+}
+
+fn failed(
+    signal: Signal,
+) -> impl FnOnce(opentelemetry_otlp::ExporterBuildError) -> ObservabilityError {
+    move |e| ObservabilityError::Exporter {
+        signal: signal.as_str(),
+        message: e.to_string(),
+    }
+}
+
+/// Builds `$builder`'s exporter over the protocol the settings choose for
+/// `$signal`, at their endpoint if they name one.
+macro_rules! exporter {
+    ($builder:expr, $settings:expr, $signal:expr) => {{
+        let proto = protocol($settings, $signal)?;
+        let endpoint = $settings.endpoint($signal, proto);
+        match proto {
+            OtelProtocol::Http => {
+                let mut b = $builder.with_http().with_protocol(Protocol::HttpBinary);
+                if let Some(url) = endpoint {
+                    b = b.with_endpoint(url);
+                }
+                b.build().map_err(failed($signal))?
+            }
+            OtelProtocol::Grpc => {
+                let mut b = $builder.with_tonic();
+                if let Some(url) = endpoint {
+                    b = b.with_endpoint(url);
+                }
+                b.build().map_err(failed($signal))?
+            }
+        }
+    }};
+}
+
+/// The sampler the settings name; `None` leaves the SDK's choice
+/// (`OTEL_TRACES_SAMPLER`, else `parentbased_always_on`).
+pub(crate) fn sampler(settings: &OtelSettings) -> Result<Option<Sampler>, ObservabilityError> {
+    let Some(name) = settings.traces_sampler.as_deref() else {
+        return Ok(None);
+    };
+    let ratio = || -> Result<f64, ObservabilityError> {
+        match settings.traces_sampler_arg.as_deref() {
+            None => Ok(1.0),
+            Some(arg) => arg
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|r| (0.0..=1.0).contains(r))
+                .ok_or_else(|| ObservabilityError::Config {
+                    message: format!("traces sampler argument `{arg}` is not a ratio in 0..=1"),
+                }),
+        }
+    };
+    let parent = |root: Sampler| Sampler::ParentBased(Box::new(root));
+    Ok(Some(match name.trim().to_ascii_lowercase().as_str() {
+        "always_on" => Sampler::AlwaysOn,
+        "always_off" => Sampler::AlwaysOff,
+        "traceidratio" => Sampler::TraceIdRatioBased(ratio()?),
+        "parentbased_always_on" => parent(Sampler::AlwaysOn),
+        "parentbased_always_off" => parent(Sampler::AlwaysOff),
+        "parentbased_traceidratio" => parent(Sampler::TraceIdRatioBased(ratio()?)),
+        other => {
+            return Err(ObservabilityError::Config {
+                message: format!("unknown traces sampler `{other}`"),
+            });
+        }
+    }))
+}
+
+pub(crate) fn tracer_provider(
+    settings: &OtelSettings,
+    resource: Resource,
+) -> Result<SdkTracerProvider, ObservabilityError> {
+    let exporter = exporter!(
+        opentelemetry_otlp::SpanExporter::builder(),
+        settings,
+        Signal::Traces
+    );
+    // `OTEL_BSP_*` variables first (the builder's defaults), then settings.
+    let mut batch = BatchConfigBuilder::default();
+    if let Some(size) = settings.max_batch_queue_size.filter(|s| *s > 0) {
+        batch = batch.with_max_queue_size(size);
+    }
+    let processor = BatchSpanProcessor::builder(exporter)
+        .with_batch_config(batch.build())
+        .build();
+    let mut builder = SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .with_resource(resource);
+    if let Some(sampler) = sampler(settings)? {
+        builder = builder.with_sampler(sampler);
+    }
+    Ok(builder.build())
+}
+
+pub(crate) fn meter_provider(
+    settings: &OtelSettings,
+    resource: Resource,
+) -> Result<SdkMeterProvider, ObservabilityError> {
+    let exporter = exporter!(
+        opentelemetry_otlp::MetricExporter::builder(),
+        settings,
+        Signal::Metrics
+    );
+    Ok(SdkMeterProvider::builder()
+        .with_periodic_exporter(exporter)
+        .with_resource(resource)
+        .build())
+}
+
+pub(crate) fn logger_provider(
+    settings: &OtelSettings,
+    resource: Resource,
+) -> Result<SdkLoggerProvider, ObservabilityError> {
+    let exporter = exporter!(
+        opentelemetry_otlp::LogExporter::builder(),
+        settings,
+        Signal::Logs
+    );
+    Ok(SdkLoggerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource)
+        .build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samplers_by_their_standard_names() {
+        let with = |name: &str, arg: Option<&str>| {
+            sampler(&OtelSettings {
+                traces_sampler: Some(name.into()),
+                traces_sampler_arg: arg.map(String::from),
+                ..Default::default()
+            })
+        };
+        assert!(matches!(
+            with("always_off", None),
+            Ok(Some(Sampler::AlwaysOff))
+        ));
+        assert!(matches!(
+            with("parentbased_traceidratio", Some("0.1")),
+            Ok(Some(Sampler::ParentBased(_)))
+        ));
+        assert!(with("traceidratio", Some("2")).is_err());
+        assert!(with("bogus", None).is_err());
+        assert!(matches!(sampler(&OtelSettings::default()), Ok(None)));
+    }
+}
