@@ -117,30 +117,19 @@ async fn component(
     timeout_ms: u64,
 ) -> anyhow::Result<Report> {
     let component_ref = parse::resolve_ref(&args.component_ref);
-    let host_id = match args.host_id {
-        Some(host) => host,
-        None => {
-            let constraints = parse::into_map(args.constraints);
-            let auction =
-                lattice.with_auction_timeout(auction_window(args.auction_timeout_ms, timeout_ms));
-            let acks = auction
-                .auction_component(ComponentAuctionRequest {
-                    component_ref: component_ref.clone(),
-                    component_id: args.component_id.clone(),
-                    constraints: constraints.clone(),
-                })
-                .await
-                .map_err(|e| lattice.explain(e, Target::Lattice))?;
-            match acks.into_iter().next() {
-                Some(ack) => ack.host_id,
-                None => {
-                    return Err(
-                        no_bid(lattice, "component", &args.component_id, &constraints).await,
-                    );
-                }
-            }
-        }
-    };
+    let host_id = pick_host(
+        lattice,
+        Auctioned::Component,
+        &args.component_id,
+        &component_ref,
+        Placement {
+            host_id: args.host_id,
+            constraints: args.constraints,
+            auction_timeout_ms: args.auction_timeout_ms,
+            timeout_ms,
+        },
+    )
+    .await?;
     let command = ScaleComponentCommand {
         component_ref: component_ref.clone(),
         component_id: args.component_id.clone(),
@@ -181,28 +170,19 @@ async fn provider(
     timeout_ms: u64,
 ) -> anyhow::Result<Report> {
     let provider_ref = parse::resolve_ref(&args.provider_ref);
-    let host_id = match args.host_id {
-        Some(host) => host,
-        None => {
-            let constraints = parse::into_map(args.constraints);
-            let auction =
-                lattice.with_auction_timeout(auction_window(args.auction_timeout_ms, timeout_ms));
-            let acks = auction
-                .auction_provider(ProviderAuctionRequest {
-                    provider_ref: provider_ref.clone(),
-                    provider_id: args.provider_id.clone(),
-                    constraints: constraints.clone(),
-                })
-                .await
-                .map_err(|e| lattice.explain(e, Target::Lattice))?;
-            match acks.into_iter().next() {
-                Some(ack) => ack.host_id,
-                None => {
-                    return Err(no_bid(lattice, "provider", &args.provider_id, &constraints).await);
-                }
-            }
-        }
-    };
+    let host_id = pick_host(
+        lattice,
+        Auctioned::Provider,
+        &args.provider_id,
+        &provider_ref,
+        Placement {
+            host_id: args.host_id,
+            constraints: args.constraints,
+            auction_timeout_ms: args.auction_timeout_ms,
+            timeout_ms,
+        },
+    )
+    .await?;
     let mut events = match args.skip_wait {
         false => Some(EventWait::subscribe(lattice).await?),
         true => None,
@@ -271,6 +251,68 @@ fn provider_confirmation(
             Some((host_id.to_string(), Settled::Failed(failed.error.clone())))
         }
         _ => None,
+    }
+}
+
+/// What is being placed.
+#[derive(Clone, Copy, Debug)]
+enum Auctioned {
+    Component,
+    Provider,
+}
+
+/// Where the user asked to place it.
+struct Placement {
+    host_id: Option<String>,
+    constraints: Vec<(String, String)>,
+    auction_timeout_ms: Option<u64>,
+    timeout_ms: u64,
+}
+
+/// `--host-id` if given, else the first bidder of an auction for `id`.
+async fn pick_host(
+    lattice: &Lattice,
+    what: Auctioned,
+    id: &str,
+    image_ref: &str,
+    placement: Placement,
+) -> anyhow::Result<String> {
+    if let Some(host) = placement.host_id {
+        return Ok(host);
+    }
+    let constraints = parse::into_map(placement.constraints);
+    let auction = lattice.with_auction_timeout(auction_window(
+        placement.auction_timeout_ms,
+        placement.timeout_ms,
+    ));
+    let (kind, bidders) = match what {
+        Auctioned::Component => (
+            "component",
+            auction
+                .auction_component(ComponentAuctionRequest {
+                    component_ref: image_ref.to_string(),
+                    component_id: id.to_string(),
+                    constraints: constraints.clone(),
+                })
+                .await
+                .map(|acks| acks.into_iter().map(|ack| ack.host_id).collect::<Vec<_>>()),
+        ),
+        Auctioned::Provider => (
+            "provider",
+            auction
+                .auction_provider(ProviderAuctionRequest {
+                    provider_ref: image_ref.to_string(),
+                    provider_id: id.to_string(),
+                    constraints: constraints.clone(),
+                })
+                .await
+                .map(|acks| acks.into_iter().map(|ack| ack.host_id).collect()),
+        ),
+    };
+    let bidders = bidders.map_err(|e| lattice.explain(e, Target::Lattice))?;
+    match bidders.into_iter().next() {
+        Some(host) => Ok(host),
+        None => Err(no_bid(lattice, kind, id, &constraints).await),
     }
 }
 
