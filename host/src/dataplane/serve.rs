@@ -19,7 +19,7 @@ use crate::runtime::state::TraceContext;
 
 /// The `lattice.serve` span of one incoming call, a child of the caller's
 /// span named by the message's `traceparent`.
-fn served_span(
+pub(crate) fn served_span(
     cx: &trellis_wrpc::ServeContext,
     id: &str,
     instance: &str,
