@@ -168,7 +168,10 @@ mod tests {
         let body = http_body_util::StreamBody::new(futures::stream::iter(frames));
         let (stream, fut) = split_body(body, "test");
         let chunks: Vec<Bytes> = stream.collect().await;
-        assert_eq!(chunks, vec![Bytes::from_static(b"hello "), Bytes::from_static(b"world")]);
+        assert_eq!(
+            chunks,
+            vec![Bytes::from_static(b"hello "), Bytes::from_static(b"world")]
+        );
         let fields = fut.await.unwrap();
         let (again, fut) = (
             Box::pin(futures::stream::iter(chunks)) as WireStream,

@@ -246,8 +246,8 @@ mod tests {
     fn bad_fields_are_refused_with_the_header_name() {
         let err = fields_to_headers(vec![("bad name".into(), vec![])]).unwrap_err();
         assert!(err.to_string().contains("bad name"), "{err}");
-        let err = fields_to_headers(vec![("x".into(), vec![Bytes::from_static(b"a\nb")])])
-            .unwrap_err();
+        let err =
+            fields_to_headers(vec![("x".into(), vec![Bytes::from_static(b"a\nb")])]).unwrap_err();
         assert!(err.to_string().contains("`x`"), "{err}");
     }
 
@@ -259,6 +259,9 @@ mod tests {
             status: 42,
             headers: vec![],
         };
-        assert!(matches!(response_from_wire(resp), Err(ConvertError::Status(42))));
+        assert!(matches!(
+            response_from_wire(resp),
+            Err(ConvertError::Status(42))
+        ));
     }
 }

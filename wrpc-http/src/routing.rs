@@ -107,7 +107,9 @@ impl ServerSettings {
 #[non_exhaustive]
 pub enum RouteError {
     /// The listen address does not parse.
-    #[error("invalid HTTP listen address `{address}` for component `{target}`: use `IP:PORT`, e.g. 127.0.0.1:8080")]
+    #[error(
+        "invalid HTTP listen address `{address}` for component `{target}`: use `IP:PORT`, e.g. 127.0.0.1:8080"
+    )]
     InvalidAddress {
         /// The linked component.
         target: String,
@@ -115,13 +117,17 @@ pub enum RouteError {
         address: String,
     },
     /// Host routing without a `host` key in the link's source config.
-    #[error("host routing needs a `host` key in the source config of the link to component `{target}`")]
+    #[error(
+        "host routing needs a `host` key in the source config of the link to component `{target}`"
+    )]
     MissingHost {
         /// The linked component.
         target: String,
     },
     /// Address mode: another component already has this address.
-    #[error("HTTP address {addr} is already linked to component `{existing}`; the link to `{target}` is ignored: give it another `address`")]
+    #[error(
+        "HTTP address {addr} is already linked to component `{existing}`; the link to `{target}` is ignored: give it another `address`"
+    )]
     AddressTaken {
         /// The address.
         addr: SocketAddr,
@@ -184,9 +190,7 @@ pub fn add_route<'a>(
 
 /// `IP:PORT`, or a bare IP (port 80).
 pub fn parse_address(address: &str) -> Result<SocketAddr, std::net::AddrParseError> {
-    address
-        .parse()
-        .or_else(|_| format!("{address}:80").parse())
+    address.parse().or_else(|_| format!("{address}:80").parse())
 }
 
 #[cfg(test)]
@@ -238,7 +242,10 @@ mod tests {
 
     #[test]
     fn settings_and_links_make_listeners() {
-        let provider = map(&[("routing_mode", "path"), ("default_address", "127.0.0.1:9000")]);
+        let provider = map(&[
+            ("routing_mode", "path"),
+            ("default_address", "127.0.0.1:9000"),
+        ]);
         let settings = ServerSettings::from_config(|k| provider.get(k));
         assert_eq!(settings.mode, RoutingMode::Path);
         let mut routes = BTreeMap::new();

@@ -31,7 +31,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
 use hyper::body::{Body, Frame, SizeHint};
-use wasmtime_wasi_http::p2::bindings::http::types::{DnsErrorPayload, ErrorCode};
+use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::p2::types::{
     HostFutureIncomingResponse, IncomingResponse, OutgoingRequestConfig,
@@ -214,9 +214,10 @@ impl WasiHttpHooks for OutgoingHttp {
             Grant::Builtin(service) => service,
             Grant::Lattice(remote) => {
                 let remote = remote.clone();
-                let handle = wasmtime_wasi::runtime::spawn(async move {
-                    Ok(remote.send(request, config).await)
-                });
+                let handle =
+                    wasmtime_wasi::runtime::spawn(
+                        async move { Ok(remote.send(request, config).await) },
+                    );
                 return Ok(HostFutureIncomingResponse::pending(handle));
             }
             Grant::Denied(denial) => {
@@ -272,34 +273,18 @@ async fn send(
     })
 }
 
-/// The `wasi:http` error code for a failed request.
+/// The `wasi:http` error code for a failed request (the mapping the
+/// http-client provider uses too).
 fn request_error(e: &reqwest::Error) -> ErrorCode {
-    let chain = error_chain(e);
-    if e.is_timeout() {
-        ErrorCode::ConnectionTimeout
-    } else if e.is_connect() && chain.contains("dns error") {
-        ErrorCode::DnsError(DnsErrorPayload {
-            rcode: Some("address not available".into()),
-            info_code: Some(0),
-        })
-    } else if e.is_connect() && chain.contains("refused") {
-        ErrorCode::ConnectionRefused
-    } else if e.is_builder() {
-        ErrorCode::HttpRequestUriInvalid
-    } else {
-        ErrorCode::InternalError(Some(chain))
-    }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
+    let failure = trellis_wrpc_http::ClientFailure {
+        timeout: e.is_timeout(),
+        connect: e.is_connect(),
+        builder: e.is_builder(),
+    };
+    super::http_forward::from_wire(trellis_wrpc_http::client_error_code(
+        failure,
+        trellis_wrpc_http::error_chain(e),
+    ))
 }
 
 /// The guest's request body, made `Sync` for the client (it is only ever

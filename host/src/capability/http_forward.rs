@@ -104,7 +104,7 @@ impl LatticeClient {
 }
 
 /// A `wasi:http` error code received on the wire, as wasmtime's.
-fn from_wire(code: WireCode) -> ErrorCode {
+pub(crate) fn from_wire(code: WireCode) -> ErrorCode {
     match code {
         WireCode::DnsTimeout => ErrorCode::DnsTimeout,
         WireCode::DnsError(p) => ErrorCode::DnsError(DnsErrorPayload {

@@ -22,7 +22,6 @@ use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode as WasiErrorCode;
 use crate::dataplane::DataPlane;
 use crate::observability::spans;
 use crate::runtime::error_status;
-use crate::runtime::state::TraceContext;
 
 /// The `wasi:http` export, as the policy service and spans name it.
 const WASI_INCOMING: &str = "wasi:http/incoming-handler";
@@ -34,10 +33,7 @@ pub(crate) async fn serve_incoming(
     server: &trellis_wrpc::Server,
     id: Arc<str>,
 ) -> Option<JoinHandle<()>> {
-    let handler = FromLattice {
-        dp,
-        id: id.clone(),
-    };
+    let handler = FromLattice { dp, id: id.clone() };
     let [(_, _, invocations)] = match incoming_handler::serve_interface(server, handler).await {
         Ok(served) => served,
         Err(e) => {
@@ -71,33 +67,18 @@ struct FromLattice {
     id: Arc<str>,
 }
 
-fn served_span(cx: &trellis_wrpc::ServeContext, id: &str) -> tracing::Span {
-    if !crate::observability::traces_enabled() {
-        return tracing::Span::none();
-    }
-    let trace = TraceContext::from_headers(
-        cx.header(trellis_wrpc::headers::TRACEPARENT),
-        cx.header(trellis_wrpc::headers::TRACESTATE),
-    );
-    spans::lattice_serve(
-        spans::ServedCall {
-            component_id: id,
-            source_id: cx.source_id(),
-            link_name: cx.link_name(),
-            interface: trellis_wrpc_http::INCOMING_HANDLER,
-            function: trellis_wrpc_http::HANDLE,
-        },
-        trace.as_ref(),
-    )
-}
-
 impl incoming_handler::Handler<trellis_wrpc::ServeContext> for FromLattice {
     async fn handle(
         &self,
         cx: trellis_wrpc::ServeContext,
         request: Request,
     ) -> anyhow::Result<Result<Response, ErrorCode>> {
-        let span = served_span(&cx, &self.id);
+        let span = crate::dataplane::serve::served_span(
+            &cx,
+            &self.id,
+            trellis_wrpc_http::INCOMING_HANDLER,
+            trellis_wrpc_http::HANDLE,
+        );
         async {
             let Some(current) = self.dp.current(&self.id) else {
                 return Ok(Ok(plain(
@@ -145,11 +126,5 @@ impl incoming_handler::Handler<trellis_wrpc::ServeContext> for FromLattice {
 /// A plain-text response (the same the built-in server gives for the same
 /// failure).
 fn plain(status: http::StatusCode, body: String) -> Response {
-    let mut resp = http::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    trellis_wrpc_http::response_to_wire(resp)
+    trellis_wrpc_http::response_to_wire(trellis_wrpc_http::text_response(status, body))
 }

@@ -15,16 +15,13 @@
 //! re-routed or closed ([`HttpIngress::apply`]), so a bad address surfaces in
 //! the log at link time, not at the first request.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Weak};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use tokio::sync::watch;
+use http_body_util::BodyExt;
 use tracing::Instrument as _;
+use trellis_wrpc_http::listeners::{HttpListeners, RequestHandler};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::host::{HostInner, ProviderSlot};
@@ -75,15 +72,10 @@ pub(crate) fn desired_routes(
     out
 }
 
-struct Listener {
-    routes: Arc<RwLock<ListenerRoutes>>,
-    stop: watch::Sender<bool>,
-}
-
 /// The host's HTTP listeners.
 #[derive(Default)]
 pub struct HttpIngress {
-    listeners: Mutex<HashMap<SocketAddr, Listener>>,
+    listeners: HttpListeners,
 }
 
 impl HttpIngress {
@@ -93,101 +85,40 @@ impl HttpIngress {
         desired: BTreeMap<SocketAddr, ListenerRoutes>,
         host: &Arc<HostInner>,
     ) {
-        let Ok(mut listeners) = self.listeners.lock() else {
-            return;
+        let handler = Ingress {
+            host: Arc::downgrade(host),
         };
-        listeners.retain(|addr, l| {
-            let keep = desired.contains_key(addr);
-            if !keep {
-                tracing::info!(%addr, "closing HTTP listener");
-                let _ = l.stop.send(true);
-            }
-            keep
-        });
-        for (addr, routes) in desired {
-            if let Some(existing) = listeners.get(&addr) {
-                if let Ok(mut r) = existing.routes.write() {
-                    *r = routes;
-                }
-                continue;
-            }
-            match bind(addr) {
-                Ok(socket) => {
-                    let routes = Arc::new(RwLock::new(routes));
-                    let (stop, stop_rx) = watch::channel(false);
-                    tokio::spawn(accept_loop(
-                        socket,
-                        routes.clone(),
-                        Arc::downgrade(host),
-                        stop_rx,
-                    ));
-                    tracing::info!(%addr, "HTTP listener started");
-                    listeners.insert(addr, Listener { routes, stop });
-                }
-                Err(e) => tracing::error!(%addr, error = %e, "cannot bind HTTP listener"),
-            }
+        for e in self.listeners.apply(desired, &handler) {
+            tracing::error!(addr = %e.addr, error = %e.source, "cannot bind HTTP listener");
         }
     }
 
     /// Closes every listener.
     pub fn close_all(&self) {
-        if let Ok(mut listeners) = self.listeners.lock() {
-            for (_, l) in listeners.drain() {
-                let _ = l.stop.send(true);
-            }
-        }
+        self.listeners.close_all();
     }
 
     /// Addresses currently listened on.
     pub fn addresses(&self) -> Vec<SocketAddr> {
-        self.listeners
-            .lock()
-            .map(|l| l.keys().copied().collect())
-            .unwrap_or_default()
+        self.listeners.addresses()
     }
 }
 
-fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    let socket = std::net::TcpListener::bind(addr)?;
-    socket.set_nonblocking(true)?;
-    tokio::net::TcpListener::from_std(socket)
+/// Requests of the host's listeners go to the component on this host.
+#[derive(Clone)]
+struct Ingress {
+    host: Weak<HostInner>,
 }
 
-async fn accept_loop(
-    socket: tokio::net::TcpListener,
-    routes: Arc<RwLock<ListenerRoutes>>,
-    host: Weak<HostInner>,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        let (stream, _peer) = tokio::select! {
-            _ = stop.changed() => return,
-            accepted = socket.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "HTTP accept failed");
-                    continue;
-                }
-            },
-        };
-        // wasi-http writes headers, body and trailers separately: without
-        // TCP_NODELAY, Nagle plus delayed ACK adds ~40 ms to every response.
-        let _ = stream.set_nodelay(true);
-        let routes = routes.clone();
-        let host = host.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let routes = routes.clone();
-                let host = host.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(req, &routes, &host).await) }
-            });
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(error = %e, "HTTP connection ended with an error");
-            }
-        });
+impl RequestHandler for Ingress {
+    type Body = HyperOutgoingBody;
+
+    async fn handle(
+        &self,
+        target: Option<String>,
+        req: hyper::Request<hyper::body::Incoming>,
+    ) -> hyper::Response<HyperOutgoingBody> {
+        handle(req, target, &self.host).await
     }
 }
 
@@ -195,13 +126,9 @@ async fn accept_loop(
 /// request's `traceparent`, if any, else a new trace).
 async fn handle(
     req: hyper::Request<hyper::body::Incoming>,
-    routes: &RwLock<ListenerRoutes>,
+    target: Option<String>,
     host: &Weak<HostInner>,
 ) -> hyper::Response<HyperOutgoingBody> {
-    let target = routes
-        .read()
-        .ok()
-        .and_then(|r| r.route(req.uri().path(), req.headers()).map(str::to_string));
     if !crate::observability::traces_enabled() {
         return route(req, target, host, &tracing::Span::none()).await;
     }
@@ -240,16 +167,8 @@ async fn route(
 }
 
 fn plain(status: http::StatusCode, body: String) -> hyper::Response<HyperOutgoingBody> {
-    let body = Full::new(Bytes::from(body))
-        .map_err(|never| match never {})
-        .boxed_unsync();
-    let mut resp = hyper::Response::new(body);
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    resp
+    trellis_wrpc_http::text_response(status, body)
+        .map(|body| body.map_err(|never| match never {}).boxed_unsync())
 }
 
 #[cfg(test)]
