@@ -107,7 +107,7 @@ impl Client {
             headers: Some(headers),
         }])?;
         Ok((
-            ParamWriter::new(Arc::clone(&call), inner.nats.clone(), Vec::new(), params),
+            ParamWriter::new(Arc::clone(&call), Arc::clone(inner), Vec::new(), params),
             ResultReader::new(call, Vec::new()),
         ))
     }
@@ -189,23 +189,21 @@ enum WriterState {
 /// Parameters of one call (root or nested).
 pub struct ParamWriter {
     call: Arc<CallGuard>,
-    nats: async_nats::Client,
+    /// The transport, for its connection once a standard handshake needs
+    /// it (an `async_nats::Client` clone per call cost a clone and a drop of
+    /// its channel handles, though compact calls never use it).
+    inner: Arc<Inner>,
     path: Vec<usize>,
     state: WriterState,
     deadline: Deadline,
 }
 
 impl ParamWriter {
-    fn new(
-        call: Arc<CallGuard>,
-        nats: async_nats::Client,
-        path: Vec<usize>,
-        rest: Bytes,
-    ) -> ParamWriter {
+    fn new(call: Arc<CallGuard>, inner: Arc<Inner>, path: Vec<usize>, rest: Bytes) -> ParamWriter {
         let deadline = Deadline::new(call.slot.deadline);
         ParamWriter {
             call,
-            nats,
+            inner,
             path,
             state: WriterState::Waiting(rest),
             deadline,
@@ -256,7 +254,8 @@ impl ParamWriter {
                             } else {
                                 indexed(&base, &self.path)
                             };
-                            let tx = SubjectWriter::new(self.nats.clone(), Subject::from(subject));
+                            let tx =
+                                SubjectWriter::new(self.inner.nats.clone(), Subject::from(subject));
                             let rest = std::mem::take(rest);
                             self.state = if rest.is_empty() {
                                 WriterState::Standard(tx)
@@ -293,7 +292,7 @@ impl wrpc_transport::Index<ParamWriter> for ParamWriter {
         full.extend_from_slice(path);
         Ok(ParamWriter::new(
             Arc::clone(&self.call),
-            self.nats.clone(),
+            Arc::clone(&self.inner),
             full,
             Bytes::new(),
         ))

@@ -60,8 +60,9 @@ pub(crate) fn header_safe(text: &str) -> String {
 }
 
 /// One of the names above as a `HeaderName`, without the allocation and
-/// validation a `&str` costs on every `get`/`insert`.
-pub(crate) fn name(name: &'static str) -> async_nats::header::HeaderName {
+/// validation a `&str` costs on every `get`/`insert` (async-nats turns a
+/// `&str` key into an owned, checked name each time).
+pub fn name(name: &'static str) -> async_nats::header::HeaderName {
     async_nats::header::HeaderName::from_static(name)
 }
 
@@ -83,6 +84,26 @@ pub(crate) fn decimal(mut n: u128) -> String {
         .get(start..)
         .map(|d| d.iter().map(|&b| char::from(b)).collect())
         .unwrap_or_default()
+}
+
+/// The static name of `name` when it is one of the names above, so looking it
+/// up allocates nothing.
+pub(crate) fn known(name: &str) -> Option<async_nats::header::HeaderName> {
+    [
+        SOURCE_ID,
+        LINK_NAME,
+        TARGET_ID,
+        TRACEPARENT,
+        TRACESTATE,
+        TIMEOUT_MS,
+        FRAMING,
+        CONTINUED,
+        ERROR,
+        ERROR_MESSAGE,
+    ]
+    .into_iter()
+    .find(|known| *known == name)
+    .map(self::name)
 }
 
 /// Reads a header as text.

@@ -52,17 +52,21 @@ pub struct ServeContext {
 impl ServeContext {
     /// The caller's id (`source-id`).
     pub fn source_id(&self) -> Option<&str> {
-        self.header(headers::SOURCE_ID)
+        headers::get(Some(&self.headers), headers::SOURCE_ID)
     }
 
     /// The link name the caller used (`default` when absent).
     pub fn link_name(&self) -> &str {
-        self.header(headers::LINK_NAME).unwrap_or("default")
+        headers::get(Some(&self.headers), headers::LINK_NAME).unwrap_or("default")
     }
 
     /// A request header as text.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.as_str())
+        match headers::known(name) {
+            Some(known) => self.headers.get(known),
+            None => self.headers.get(name),
+        }
+        .map(|v| v.as_str())
     }
 
     /// Budget left before the caller gives up.
@@ -238,23 +242,21 @@ struct ReplyStatus {
 /// Shared by the root [`ResultWriter`] and its [`ErrorReporter`]s: when the
 /// last of them drops without a completed reply, the error reply goes out.
 struct ReplyShared {
-    nats: async_nats::Client,
-    outbox: Arc<crate::outbox::Outbox>,
+    /// The transport (connection, outbox, counters): one `Arc` clone per
+    /// call instead of an `async_nats::Client` clone and two more `Arc`s.
+    inner: Arc<Inner>,
     reply: Subject,
     compact: bool,
     status: Mutex<ReplyStatus>,
-    counters: Arc<Counters>,
 }
 
 impl ReplyShared {
-    fn new(inner: &Inner, reply: Subject, compact: bool) -> Arc<ReplyShared> {
+    fn new(inner: &Arc<Inner>, reply: Subject, compact: bool) -> Arc<ReplyShared> {
         Arc::new(ReplyShared {
-            nats: inner.nats.clone(),
-            outbox: Arc::clone(&inner.outbox),
+            inner: Arc::clone(inner),
             reply,
             compact,
             status: Mutex::new(ReplyStatus::default()),
-            counters: Arc::clone(&inner.counters),
         })
     }
 
@@ -276,7 +278,7 @@ impl Drop for ReplyShared {
         }
         let (kind, text) =
             failure.unwrap_or_else(|| (RemoteErrorKind::Internal, DROPPED_MESSAGE.to_string()));
-        Counters::bump(&self.counters.error_replies);
+        Counters::bump(&self.inner.counters.error_replies);
         let mut hdrs = HeaderMap::new();
         hdrs.insert(headers::name(headers::ERROR), kind.as_str());
         let message = if self.compact {
@@ -299,7 +301,7 @@ impl Drop for ReplyShared {
                 headers: Some(hdrs),
             }
         };
-        publish_detached(&self.nats, message);
+        publish_detached(&self.inner.nats, message);
     }
 }
 
@@ -403,7 +405,7 @@ impl wrpc_transport::Index<ResultWriter> for ResultWriter {
         Ok(ResultWriter {
             shared: Arc::clone(&self.shared),
             kind: WriterKind::Nested(SubjectWriter::new(
-                self.shared.nats.clone(),
+                self.shared.inner.nats.clone(),
                 Subject::from(subject),
             )),
         })
@@ -445,8 +447,9 @@ impl AsyncWrite for ResultWriter {
             WriterKind::Compact { buffer, sent, .. } => {
                 if !*sent {
                     let payload = buffer.split().freeze();
-                    let messages = compact_messages(&this.shared, &this.shared.nats, payload);
+                    let messages = compact_messages(&this.shared, &this.shared.inner.nats, payload);
                     this.shared
+                        .inner
                         .outbox
                         .push(messages)
                         .map_err(WrpcError::into_io)?;

@@ -192,7 +192,10 @@ async fn trellis_client_calls_upstream_server_body() {
     let started = Instant::now();
     api::fail(&client, None, "boom").await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(1));
-    assert_eq!(transport.open_calls(), 0);
+    // The generated client may drop its last stream half a moment after
+    // returning the error (seen under load): the call must leave the table,
+    // not necessarily before `fail` returns.
+    common::eventually_zero(|| transport.open_calls()).await;
 }
 
 #[test]
