@@ -142,11 +142,23 @@ async fn main() -> anyhow::Result<()> {
     component_sequential(lattice_port, 1000).await?;
     component_sequential(local_port, 1000).await?;
 
-    if std::env::var("BENCH_PROFILE_LATTICE").is_ok() {
-        // Profiling aid: only the concurrent lattice phase, printing the pids.
+    if let Ok(mode) = std::env::var("BENCH_PROFILE_LATTICE") {
+        // Profiling aid: only one lattice phase (`seq`: sequential calls for
+        // `seconds`; anything else: the concurrent phase).
         eprintln!("profile now: lattice phase for {seconds} s");
-        let tp = component_concurrent(lattice_port, callers, seconds, batch).await?;
-        println!("lattice calls/s at {callers} callers: {tp:.0}");
+        if mode == "seq" {
+            let stop = Instant::now() + Duration::from_secs(seconds);
+            let mut n = 0;
+            while Instant::now() < stop {
+                let (p50, p99) = component_sequential(lattice_port, calls).await?;
+                n += calls;
+                println!("lattice sequential p50 {p50:.1} µs p99 {p99:.1} µs");
+            }
+            println!("lattice sequential calls: {n}");
+        } else {
+            let tp = component_concurrent(lattice_port, callers, seconds, batch).await?;
+            println!("lattice calls/s at {callers} callers: {tp:.0}");
+        }
         return Ok(());
     }
     let ready = Instant::now() + WAIT;

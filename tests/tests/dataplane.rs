@@ -303,6 +303,44 @@ async fn a_slow_remote_target_is_bounded_by_the_rpc_timeout() {
     assert!(body.contains("call to `ponger`"), "{body}");
 }
 
+/// The callee host runs a served call on the export's own task until the call
+/// first waits (no spawn for a call that just computes and answers): a call
+/// that computes for long must still not hold back the next calls of the
+/// same export (served stores yield at every epoch tick).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_served_call_does_not_hold_back_calls_of_the_same_export() {
+    let mut l = TestLattice::start().await.unwrap();
+    let a = l.host().await.unwrap();
+    let b = l.host().await.unwrap();
+    let port = deploy_pingpong(&mut l, a.id(), &[(b.id(), "ponger", "default")], 4).await;
+    assert_eq!(
+        http_until(port, "/work?ms=1", 200).await.unwrap(),
+        "worked 1 ms\n"
+    );
+    let started = Instant::now();
+    let long = tokio::spawn(http_get(port, "/work?ms=2000"));
+    // Short calls of the same export while the long one computes on `b`;
+    // the ones sent 300 ms after it are surely behind it on the wire.
+    let mut quick_while_long = 0;
+    while !long.is_finished() {
+        let sent = Instant::now();
+        let (status, body) = http_get(port, "/work?ms=1").await.unwrap();
+        assert_eq!((status, body.as_str()), (200, "worked 1 ms\n"));
+        if sent - started > Duration::from_millis(300)
+            && sent.elapsed() < Duration::from_millis(300)
+            && !long.is_finished()
+        {
+            quick_while_long += 1;
+        }
+    }
+    let (status, body) = long.await.unwrap().unwrap();
+    assert_eq!((status, body.as_str()), (200, "worked 2000 ms\n"));
+    assert!(
+        quick_while_long >= 3,
+        "only {quick_while_long} short calls answered promptly during the long one"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn lattice_calls_carry_caller_link_deadline_and_trace_headers() {
     use http_body_util::{BodyExt as _, Empty};

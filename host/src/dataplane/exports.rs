@@ -2,6 +2,7 @@
 //! (local or from the lattice) finds its function without walking types.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use wasmtime::Engine;
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
@@ -29,25 +30,35 @@ pub struct ExportedFunc {
     /// function can be called with plain values (in-process) and with the
     /// compact framing (lattice).
     pub value_only: bool,
+    /// Parameter types in order, collected once: every served call needs
+    /// them and walking `ty` allocates.
+    params: Arc<[Type]>,
+    /// Result types in order, collected once (same reason).
+    results: Arc<[Type]>,
 }
 
 impl ExportedFunc {
     /// Parameter types in order.
-    pub fn param_types(&self) -> Vec<Type> {
-        self.ty.params().map(|(_, t)| t).collect()
+    pub fn param_types(&self) -> &[Type] {
+        &self.params
     }
     /// Result types in order.
-    pub fn result_types(&self) -> Vec<Type> {
-        self.ty.results().collect()
+    pub fn result_types(&self) -> &[Type] {
+        &self.results
     }
 }
+
+/// Function name → index in [`ExportTable::funcs`], per instance name: two
+/// lookups by `&str`, so finding a function allocates nothing (a
+/// `(String, String)` key cost two allocations per call).
+type ByInstance = HashMap<String, HashMap<String, usize>>;
 
 /// Every exported function of one component.
 #[derive(Clone, Default)]
 pub struct ExportTable {
     funcs: Vec<ExportedFunc>,
-    by_name: HashMap<(String, String), usize>,
-    by_unversioned: HashMap<(String, String), usize>,
+    by_name: ByInstance,
+    by_unversioned: ByInstance,
 }
 
 impl ExportTable {
@@ -94,29 +105,34 @@ impl ExportTable {
         let value_only =
             ty.params().all(|(_, t)| value_only(&t)) && ty.results().all(|t| value_only(&t));
         let at = self.funcs.len();
-        self.by_name.insert((instance.clone(), func.clone()), at);
+        self.by_name
+            .entry(instance.clone())
+            .or_default()
+            .insert(func.clone(), at);
         self.by_unversioned
-            .insert((unversioned(&instance).to_string(), func.clone()), at);
+            .entry(unversioned(&instance).to_string())
+            .or_default()
+            .insert(func.clone(), at);
+        let params = ty.params().map(|(_, t)| t).collect();
+        let results = ty.results().collect();
         self.funcs.push(ExportedFunc {
             instance,
             func,
             index,
             ty,
             value_only,
+            params,
+            results,
         });
     }
 
     /// The function `func` of `instance`: exact name first, then the same
     /// interface at another version.
     pub fn get(&self, instance: &str, func: &str) -> Option<&ExportedFunc> {
-        let key = (instance.to_string(), func.to_string());
-        self.by_name
-            .get(&key)
-            .or_else(|| {
-                self.by_unversioned
-                    .get(&(unversioned(instance).to_string(), func.to_string()))
-            })
-            .and_then(|i| self.funcs.get(*i))
+        let lookup = |map: &ByInstance, instance: &str| map.get(instance)?.get(func).copied();
+        lookup(&self.by_name, instance)
+            .or_else(|| lookup(&self.by_unversioned, unversioned(instance)))
+            .and_then(|i| self.funcs.get(i))
     }
 
     /// Every exported function.

@@ -176,7 +176,7 @@ async fn route(
     let link_name: Arc<str> = state
         .link_names
         .get(&*f.interface)
-        .map_or_else(|| Arc::from(default_link_name()), |n| Arc::from(n.as_str()));
+        .map_or_else(default_link_arc, |n| Arc::from(n.as_str()));
     let target = dp
         .resolve(&f.source_id, &f.interface, &link_name)
         .map_err(wasmtime::Error::msg)?;
@@ -250,4 +250,13 @@ async fn route(
         spans::fail(&span, e);
     }
     result
+}
+
+/// `default` as a shared `Arc<str>`: almost every call uses it, and
+/// `Arc::from(&str)` allocates.
+fn default_link_arc() -> Arc<str> {
+    static DEFAULT: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+    DEFAULT
+        .get_or_init(|| Arc::from(default_link_name()))
+        .clone()
 }

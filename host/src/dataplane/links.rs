@@ -7,18 +7,15 @@ use std::sync::Arc;
 
 use trellis_interfaces::link::{DEFAULT_LINK_NAME, Link};
 
-/// Key of one routed interface.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct RouteKey {
-    source: String,
-    interface: String,
-    name: String,
-}
+/// Targets by source, then interface, then link name: looked up by `&str`
+/// at each level, so routing a call allocates nothing (a `(String, String,
+/// String)` key cost three allocations per call).
+type Routes = HashMap<String, HashMap<String, HashMap<String, Arc<str>>>>;
 
 /// Snapshot of every link in the lattice, indexed for routing.
 #[derive(Debug, Default)]
 pub struct LinkTable {
-    routes: HashMap<RouteKey, Arc<str>>,
+    routes: Routes,
     /// Link names each `(source, interface)` has, for error messages.
     names: HashMap<(String, String), Vec<String>>,
 }
@@ -79,14 +76,13 @@ impl LinkTable {
                     .entry((link.source_id.clone(), interface.clone()))
                     .or_default()
                     .push(link.name.clone());
-                table.routes.insert(
-                    RouteKey {
-                        source: link.source_id.clone(),
-                        interface,
-                        name: link.name.clone(),
-                    },
-                    Arc::from(link.target.as_str()),
-                );
+                table
+                    .routes
+                    .entry(link.source_id.clone())
+                    .or_default()
+                    .entry(interface)
+                    .or_default()
+                    .insert(link.name.clone(), Arc::from(link.target.as_str()));
             }
         }
         table
@@ -100,12 +96,7 @@ impl LinkTable {
         interface: &str,
         link_name: &str,
     ) -> Result<Arc<str>, RouteError> {
-        let key = RouteKey {
-            source: source.to_string(),
-            interface: interface.to_string(),
-            name: link_name.to_string(),
-        };
-        if let Some(target) = self.routes.get(&key) {
+        if let Some(target) = self.route(source, interface, link_name) {
             return Ok(target.clone());
         }
         let other_names = self
@@ -123,11 +114,11 @@ impl LinkTable {
 
     /// Whether `source` has a link named `name` for `interface`.
     pub fn has(&self, source: &str, interface: &str, name: &str) -> bool {
-        self.routes.contains_key(&RouteKey {
-            source: source.to_string(),
-            interface: interface.to_string(),
-            name: name.to_string(),
-        })
+        self.route(source, interface, name).is_some()
+    }
+
+    fn route(&self, source: &str, interface: &str, name: &str) -> Option<&Arc<str>> {
+        self.routes.get(source)?.get(interface)?.get(name)
     }
 }
 

@@ -8,8 +8,8 @@ use std::pin::pin;
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt as _;
 use tokio_util::codec::Encoder as _;
+use wasmtime::component::Val;
 use wasmtime::component::types::ComponentFunc;
-use wasmtime::component::{Type, Val};
 use wasmtime::{AsContextMut as _, StoreContextMut};
 use wrpc_runtime_wasmtime::{ValEncoder, read_value};
 use wrpc_transport::Invoke as _;
@@ -49,29 +49,29 @@ pub(crate) async fn call(
         }
     }
     let timeout = scope.remaining().min(dp.rpc_timeout());
+    // Static header names: a `&str` name is allocated and validated on every
+    // insert.
+    use trellis_wrpc::headers::{self as h, name};
     let mut headers = async_nats::HeaderMap::new();
     headers.insert(
-        trellis_wrpc::headers::SOURCE_ID,
-        &*scope.source_id.clone().unwrap_or_default(),
+        name(h::SOURCE_ID),
+        scope.source_id.as_deref().unwrap_or_default(),
     );
     headers.insert(
-        trellis_wrpc::headers::LINK_NAME,
-        &*scope
+        name(h::LINK_NAME),
+        scope
             .link_name
-            .clone()
-            .unwrap_or_else(|| super::links::default_link_name().into()),
+            .as_deref()
+            .unwrap_or(super::links::default_link_name()),
     );
     // With traces on, the receiver's spans become children of this call's
     // `link.call` span; otherwise the caller's own context is passed on as
     // received.
     let outgoing = crate::observability::spans::outgoing_trace(&scope.span);
     if let Some(trace) = outgoing.as_ref().or(scope.trace.as_deref()) {
-        headers.insert(
-            trellis_wrpc::headers::TRACEPARENT,
-            trace.traceparent.as_str(),
-        );
+        headers.insert(name(h::TRACEPARENT), trace.traceparent.as_str());
         if let Some(state) = &trace.tracestate {
-            headers.insert(trellis_wrpc::headers::TRACESTATE, state.as_str());
+            headers.insert(name(h::TRACESTATE), state.as_str());
         }
     }
     let cx = trellis_wrpc::CallContext {
@@ -90,9 +90,8 @@ pub(crate) async fn call(
         .await
         .map_err(|e| call_error(target, instance, func, e.into()))?;
     let mut incoming = pin!(incoming);
-    let result_types: Vec<Type> = ty.results().collect();
-    for (i, (v, ty)) in results.iter_mut().zip(&result_types).enumerate() {
-        read_value(store, &mut incoming, &[], &[], v, ty, &[i])
+    for (i, (v, ty)) in results.iter_mut().zip(ty.results()).enumerate() {
+        read_value(store, &mut incoming, &[], &[], v, &ty, &[i])
             .await
             .map_err(|e| call_error(target, instance, func, e.into()))?;
     }

@@ -4,7 +4,10 @@
 //! NATS spreads calls over every host that runs the component. Each call runs
 //! on the component's *current* generation, so updates need no resubscribe.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Waker};
 
 use futures::StreamExt as _;
 use tokio::task::JoinHandle;
@@ -129,7 +132,7 @@ impl ExportServer {
                             reporter.fail(remote_kind(&e), e.to_string());
                         }
                     };
-                    tokio::spawn(task.instrument(span));
+                    start_call(Box::pin(task.instrument(span)));
                 }
             }));
         }
@@ -152,6 +155,26 @@ impl ExportServer {
             tasks.push(task);
         }
         Self { tasks }
+    }
+}
+
+/// Runs one served call on the export server's own task until it first has
+/// to wait, and only then gives it a task of its own.
+///
+/// A call that needs nothing from outside (instantiate, run, encode, queue
+/// the reply: the common case) finishes in that first poll, so it costs no
+/// `tokio::spawn`, no copy of its (large) future into a task and no wake-up
+/// of another worker. A call that waits (for an instance permit, on a call
+/// of its own) or computes for long (served stores yield at every epoch
+/// tick, `runtime::calls`) is moved to its own task, so one slow call holds
+/// the export's other calls back by at most one tick.
+fn start_call(mut call: Pin<Box<dyn Future<Output = ()> + Send>>) {
+    // A no-op waker: if the call is pending, the spawned task polls it
+    // again at once, and every future re-registers the waker it is polled
+    // with.
+    let mut cx = Context::from_waker(Waker::noop());
+    if call.as_mut().poll(&mut cx).is_pending() {
+        tokio::spawn(call);
     }
 }
 

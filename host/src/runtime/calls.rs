@@ -2,10 +2,14 @@
 //! component on this host (the in-process fast path: plain [`Val`]s, no
 //! encoding) and from the lattice (wRPC-encoded, through `trellis-wrpc`).
 
+use std::time::Duration;
+
 use tracing::Instrument as _;
-use wasmtime::component::{Type, Val};
+use wasmtime::UpdateDeadline;
+use wasmtime::component::Val;
 
 use super::component::{InvokeError, RunningComponent};
+use super::engine::Runtime;
 use super::state::CallScope;
 use crate::observability::metrics::InvocationMetrics;
 use crate::observability::spans;
@@ -157,8 +161,7 @@ impl RunningComponent {
         let export = self
             .exports()
             .get(instance, func)
-            .ok_or_else(|| self.not_exported(instance, func))?
-            .clone();
+            .ok_or_else(|| self.not_exported(instance, func))?;
         let now = tokio::time::Instant::now();
         let scope = CallScope {
             source_id: cx.source_id().map(std::sync::Arc::from),
@@ -178,8 +181,12 @@ impl RunningComponent {
         }
         let _permits = self.acquire_within(budget).await?;
         let mut store = self.new_store_in(scope);
-        let params: Vec<Type> = export.param_types();
-        let results: Vec<Type> = export.result_types();
+        // The export server runs a call on its own task until the call first
+        // waits (`dataplane::serve`): a guest that computes for long must
+        // give the task back, so served stores yield at every epoch tick.
+        yield_every_tick(&mut store, budget);
+        let params = export.param_types();
+        let results = export.result_types();
         let call = async {
             let instance = self
                 .pre
@@ -197,7 +204,7 @@ impl RunningComponent {
                 &Default::default(),
                 &[],
                 params.iter(),
-                &results,
+                results,
                 f,
             )
             .await
@@ -242,4 +249,21 @@ impl RunningComponent {
             ms: budget.as_millis() as u64,
         }
     }
+}
+
+/// Makes `store` yield to the executor at every epoch tick, and trap (as
+/// `epoch_deadline_trap` would) once `budget` has run out. Without yields a
+/// guest that computes for seconds would hold the task that polls it for
+/// that long.
+fn yield_every_tick(store: &mut wasmtime::Store<super::state::InvocationState>, budget: Duration) {
+    let mut ticks_left = Runtime::deadline_ticks(budget);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        ticks_left = ticks_left.saturating_sub(1);
+        Ok(if ticks_left == 0 {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Yield(1)
+        })
+    });
 }
