@@ -182,11 +182,12 @@ async fn fetch_through_builtin_http_client() {
     assert!(body.contains("HTTP request denied"), "{body}");
     assert_eq!(served.load(Ordering::SeqCst), after);
 
-    // Linked to something that is not a built-in http-client on this host
-    // (here: nothing runs under that id; a provider process is refused too).
+    // Linked to something that is not a built-in: the request goes to it over
+    // the lattice (wrpc:http, as to an http-client provider process); nothing
+    // runs under that id, so it fails at once, naming the target.
     let resp = l.ctl.put_link(&client_link("nowhere")).await.unwrap();
     assert!(resp.success, "link put rejected: {}", resp.message);
     let body = refused_until(port, &fetch, "`nowhere`").await;
-    assert!(body.contains("not a `builtin://http-client`"), "{body}");
+    assert!(body.contains("http-client provider `nowhere`"), "{body}");
     assert_eq!(served.load(Ordering::SeqCst), after);
 }
