@@ -99,6 +99,8 @@ impl RemoteUpload {
 }
 
 type Io = Option<tokio::task::JoinHandle<anyhow::Result<()>>>;
+/// The status future a streaming call's results end with.
+type Status = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
 impl RemoteBlobstore {
     /// Calls to `target` for `component`'s link `link_name`, none past `deadline`.
@@ -196,6 +198,25 @@ impl RemoteBlobstore {
         }
     }
 
+    /// Waits for a streaming call's status future and its I/O. A failed I/O
+    /// ends the wait at once: the status it would have delivered never comes.
+    async fn settle(&self, op: &str, mut status: Status, io: Io) -> Result<(), String> {
+        let Some(mut io) = io else {
+            return status.await;
+        };
+        tokio::select! {
+            result = &mut status => {
+                result?;
+                self.finish_io(op, Some(io)).await
+            }
+            joined = &mut io => match joined {
+                Ok(Ok(())) => status.await,
+                Ok(Err(e)) => Err(self.failed(op, &e)),
+                Err(e) => Err(format!("wrpc:blobstore/blobstore.{op}: I/O task failed: {e}")),
+            },
+        }
+    }
+
     /// `create-container`.
     pub async fn create_container(&self, name: &str) -> Result<(), String> {
         let (client, cx) = self.call(self.answer_budget())?;
@@ -256,8 +277,7 @@ impl RemoteBlobstore {
             }
         };
         let names: Vec<String> = names.collect::<Vec<Vec<String>>>().await.concat();
-        status.await?;
-        self.finish_io(op, io).await?;
+        self.settle(op, status, io).await?;
         Ok(names)
     }
 
@@ -440,8 +460,7 @@ impl RemoteBlobstore {
             abort(io);
             return Ok(());
         }
-        status.await?;
-        self.finish_io(WINDOW_OP, io).await?;
+        self.settle(WINDOW_OP, status, io).await?;
         if got != want {
             return Err(format!(
                 "object `{}` in container `{}` changed while it was read: bytes {first}..={last} \
@@ -481,8 +500,7 @@ impl RemoteBlobstore {
         };
         let this = self.clone();
         let task = tokio::spawn(async move {
-            status.await?;
-            this.finish_io(op, io).await?;
+            this.settle(op, status, io).await?;
             Ok(sent_rx.await.unwrap_or(0))
         });
         Ok(RemoteUpload { finish, task })
@@ -495,7 +513,7 @@ const WINDOW_OP: &str = "get-container-data";
 /// One opened read window: its bytes, its status and the call's I/O.
 struct Window {
     data: Pin<Box<dyn Stream<Item = Bytes> + Send>>,
-    status: Pin<Box<dyn Future<Output = Result<(), String>> + Send>>,
+    status: Status,
     io: Io,
     first: u64,
     last: u64,
