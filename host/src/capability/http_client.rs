@@ -193,7 +193,7 @@ impl std::fmt::Display for Denial {
         match reason {
             Reason::NoLink => write!(
                 f,
-                "component `{component}` has no `{OUTGOING_INTERFACE}` link named `{link_name}`: start `builtin://http-client` and link it (`wash link put {component} <provider-id> wasi http --interface outgoing-handler`, or a link trait in the manifest)"
+                "component `{component}` has no `{OUTGOING_INTERFACE}` link named `{link_name}`: start `builtin://http-client` (or an http-client provider) and link it (`wash link put {component} <provider-id> wasi http --interface outgoing-handler`, or a link trait in the manifest)"
             ),
             Reason::Stopping => write!(f, "the host is stopping"),
             Reason::OtherBuiltin { target, image_ref } => write!(
