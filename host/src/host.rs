@@ -77,6 +77,10 @@ pub(crate) struct ProviderSlot {
     pub image_ref: String,
     pub annotations: BTreeMap<String, String>,
     pub config_names: Vec<String>,
+    /// Name from the provider's claims (archives only).
+    pub name: Option<String>,
+    /// Revision from the provider's claims, 0 without.
+    pub revision: i32,
 }
 
 /// Shared state of a running host.
@@ -449,8 +453,8 @@ impl HostInner {
                     .map(|(id, s)| ProviderDescription {
                         id: id.clone(),
                         image_ref: Some(s.image_ref.clone()),
-                        name: None,
-                        revision: 0,
+                        name: s.name.clone(),
+                        revision: s.revision,
                         annotations: Some(s.annotations.clone()),
                     })
                     .collect();

@@ -750,6 +750,9 @@ async fn provider_archives_are_verified_and_run() {
     assert_eq!(started["data"]["claims"]["name"], "sleeper");
     assert_eq!(started["data"]["claims"]["version"], "1.2.3");
     inventory_becomes(&l, &host, &["par"]).await;
+    // The inventory names the provider as its claims do.
+    let listed = l.ctl.get_host_inventory(host.id()).await.unwrap().providers;
+    assert_eq!(listed[0].name.as_deref(), Some("sleeper"), "{listed:?}");
     provider_pid(&host, "3604").await;
     let cached = std::fs::read_dir(s.path("cache").join("providers"))
         .unwrap()

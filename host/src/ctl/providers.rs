@@ -137,6 +137,9 @@ pub(super) fn start(
                     image_ref: cmd.provider_ref.clone(),
                     annotations: annotations.clone(),
                     config_names: cmd.config.clone(),
+                    // Built-ins carry no claims.
+                    name: None,
+                    revision: 0,
                 },
             );
         }

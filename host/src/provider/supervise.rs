@@ -209,7 +209,7 @@ async fn run_once(
             }
             () = &mut grace, if !confirmed => {
                 confirmed = true;
-                join_inventory(host, request);
+                join_inventory(host, request, artifact.claims.as_ref());
                 publish_started(host, request, artifact.claims.as_ref(), &host_data.instance_id).await;
             }
             () = handles.cancel.cancelled() => {
@@ -371,7 +371,12 @@ async fn terminate(
     let _ = proc.child.wait().await;
 }
 
-fn join_inventory(host: &HostInner, request: &ProviderRequest) {
+fn join_inventory(
+    host: &HostInner,
+    request: &ProviderRequest,
+    claims: Option<&Claims<CapabilityProvider>>,
+) {
+    let metadata = claims.and_then(|c| c.metadata.as_ref());
     if let Ok(mut providers) = host.providers.write() {
         providers.insert(
             request.provider_id.clone(),
@@ -379,6 +384,8 @@ fn join_inventory(host: &HostInner, request: &ProviderRequest) {
                 image_ref: request.image_ref.clone(),
                 annotations: request.annotations.clone(),
                 config_names: request.config_names.clone(),
+                name: metadata.and_then(|m| m.name.clone()),
+                revision: metadata.and_then(|m| m.rev).unwrap_or(0),
             },
         );
     }
