@@ -14,31 +14,19 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt as _;
+use tokio::io::AsyncWriteExt as _;
 use tokio::task::JoinHandle;
 use trellis_wrpc::ServeContext;
 use wasmtime::component::{ResourceAny, Val};
+use wrpc_transport::Serve as _;
 
 use super::STORE_INTERFACE;
 use crate::dataplane::DataPlane;
 use crate::runtime::CallScope;
 use crate::runtime::state::TraceContext;
 
-mod wire {
-    wit_bindgen_wrpc::generate!({
-        inline: "
-            package trellis:keyvalue-watcher@0.1.0;
-
-            world watcher {
-                export wrpc:keyvalue/watcher@0.2.0-draft;
-            }
-        ",
-        path: "../interfaces/wit/deps/wrpc-keyvalue",
-        world: "trellis:keyvalue-watcher/watcher",
-        generate_all,
-    });
-}
-
-use wire::exports::wrpc::keyvalue::watcher;
+/// The wire instance providers call.
+const WIRE_INSTANCE: &str = "wrpc:keyvalue/watcher@0.2.0-draft";
 
 /// The export a component implements to be told of changes.
 pub const WATCHER_INSTANCE: &str = "wasi:keyvalue/watcher@0.2.0-draft";
@@ -49,39 +37,37 @@ pub fn exports_watcher(exports: &crate::dataplane::exports::ExportTable) -> bool
         || exports.get(WATCHER_INSTANCE, "on-delete").is_some()
 }
 
-/// Subscribes `wrpc:keyvalue/watcher@0.2.0-draft` for component `id` on
-/// `server` (its `{lattice}.{id}` prefix); the task serves until aborted.
+/// Subscribes `wrpc:keyvalue/watcher@0.2.0-draft` (`on-set`, `on-delete`)
+/// for component `id` on `server` (its `{lattice}.{id}` prefix); the task
+/// serves until aborted. A failed delivery is answered with its reason (the
+/// provider's call fails with `internal` and the message).
 pub(crate) async fn serve_watcher(
     dp: Arc<DataPlane>,
     server: &trellis_wrpc::Server,
     id: Arc<str>,
 ) -> Option<JoinHandle<()>> {
-    let handler = Watcher { dp, id: id.clone() };
-    let exports = match wire::serve(server, handler).await {
-        Ok(exports) => exports,
-        Err(e) => {
-            tracing::warn!(component_id = %id, error = format!("{e:#}"), "cannot offer wrpc:keyvalue/watcher on the lattice");
-            return None;
+    let watcher = Watcher { dp, id: id.clone() };
+    let mut subscriptions = Vec::new();
+    for func in ["on-set", "on-delete"] {
+        let no_paths: [Box<[Option<usize>]>; 0] = [];
+        match server.serve(WIRE_INSTANCE, func, no_paths).await {
+            Ok(calls) => subscriptions.push(Box::pin(calls.map(move |call| (func, call)))),
+            Err(e) => {
+                tracing::warn!(component_id = %id, func, error = format!("{e:#}"), "cannot offer wrpc:keyvalue/watcher on the lattice");
+                return None;
+            }
         }
-    };
-    let mut calls = futures::stream::select_all(
-        exports
-            .into_iter()
-            .map(|(_, func, calls)| calls.map(move |call| (func, call))),
-    );
+    }
+    let mut calls = futures::stream::select_all(subscriptions);
     Some(tokio::spawn(async move {
         while let Some((func, call)) = calls.next().await {
-            let id = id.clone();
             match call {
-                Ok(call) => {
-                    tokio::spawn(async move {
-                        if let Err(e) = call.await {
-                            tracing::warn!(component_id = %id, func, error = format!("{e:#}"), "keyvalue watcher call failed");
-                        }
-                    });
+                Ok((cx, tx, rx)) => {
+                    let watcher = watcher.clone();
+                    tokio::spawn(async move { watcher.serve(func, cx, tx, rx).await });
                 }
                 Err(e) => {
-                    tracing::debug!(component_id = %id, func, error = format!("{e:#}"), "malformed keyvalue watcher call dropped");
+                    tracing::debug!(component_id = %watcher.id, func, error = format!("{e:#}"), "malformed keyvalue watcher call dropped");
                 }
             }
         }
@@ -96,6 +82,41 @@ struct Watcher {
 }
 
 impl Watcher {
+    /// Decodes one call's parameters, delivers it, and answers: empty
+    /// results, or the reason it failed.
+    async fn serve(
+        &self,
+        func: &'static str,
+        cx: ServeContext,
+        mut tx: trellis_wrpc::ResultWriter,
+        rx: trellis_wrpc::ParamReader,
+    ) {
+        let reporter = tx.reporter();
+        let delivered = async {
+            let (bucket, key, value) = if func == "on-set" {
+                let (bucket, key, value) = decode::<(String, String, Bytes)>(rx).await?;
+                (bucket, key, Some(value))
+            } else {
+                let (bucket, key) = decode::<(String, String)>(rx).await?;
+                (bucket, key, None)
+            };
+            self.deliver(cx, func, bucket, key, value).await
+        }
+        .await;
+        match delivered {
+            Ok(()) => {
+                if let Err(e) = tx.shutdown().await {
+                    tracing::debug!(component_id = %self.id, func, error = %e, "cannot answer a keyvalue watcher call");
+                }
+            }
+            Err(e) => {
+                let message = format!("{e:#}");
+                tracing::warn!(component_id = %self.id, func, "keyvalue watcher call failed: {message}");
+                reporter.fail(trellis_wrpc::RemoteErrorKind::Internal, message);
+            }
+        }
+    }
+
     /// Opens `bucket` for the component and calls `func` with it.
     async fn deliver(
         &self,
@@ -157,18 +178,16 @@ fn error_text(e: &super::Error) -> String {
     }
 }
 
-impl watcher::Handler<ServeContext> for Watcher {
-    async fn on_set(
-        &self,
-        cx: ServeContext,
-        bucket: String,
-        key: String,
-        value: Bytes,
-    ) -> anyhow::Result<()> {
-        self.deliver(cx, "on-set", bucket, key, Some(value)).await
-    }
-
-    async fn on_delete(&self, cx: ServeContext, bucket: String, key: String) -> anyhow::Result<()> {
-        self.deliver(cx, "on-delete", bucket, key, None).await
+/// The parameters of a call, in the component-model value encoding.
+async fn decode<T>(rx: trellis_wrpc::ParamReader) -> anyhow::Result<T>
+where
+    T: wrpc_transport::Decode<trellis_wrpc::ParamReader>,
+    <T::Decoder as tokio_util::codec::Decoder>::Error: std::fmt::Display,
+{
+    let decoder = <T as wrpc_transport::Decode<trellis_wrpc::ParamReader>>::Decoder::default();
+    match tokio_util::codec::FramedRead::new(rx, decoder).next().await {
+        Some(Ok(params)) => Ok(params),
+        Some(Err(e)) => Err(anyhow::anyhow!("cannot decode the parameters: {e}")),
+        None => Err(anyhow::anyhow!("the call carried no parameters")),
     }
 }
