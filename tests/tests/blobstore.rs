@@ -104,22 +104,42 @@ async fn deploy_blobby(
     port
 }
 
-/// One HTTP/1.1 request with a body; returns status and body.
-async fn request(port: u16, method: &str, path: &str, body: &'static [u8]) -> (u16, String) {
+/// Sends `method path` with `body` to blobby on a fresh HTTP/1.1 connection.
+async fn send<B>(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: B,
+) -> hyper::Result<hyper::Response<hyper::body::Incoming>>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
     let req = hyper::Request::builder()
         .method(method)
         .uri(path)
         .header("host", format!("127.0.0.1:{port}"))
-        .body(http_body_util::Full::new(Bytes::from_static(body)))
+        .body(body)
         .unwrap();
-    let resp = sender.send_request(req).await.unwrap();
+    sender.send_request(req).await
+}
+
+/// One HTTP/1.1 request with a body; returns status and body.
+async fn request(port: u16, method: &str, path: &str, body: &'static [u8]) -> (u16, String) {
+    let resp = send(
+        port,
+        method,
+        path,
+        http_body_util::Full::new(Bytes::from_static(body)),
+    )
+    .await
+    .unwrap();
     let status = resp.status().as_u16();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())
@@ -195,19 +215,8 @@ async fn an_abandoned_upload_through_the_provider_stores_nothing() {
         ))])
         .chain(futures::stream::pending()),
     );
-    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let req = hyper::Request::put("/half.bin")
-        .header("host", format!("127.0.0.1:{port}"))
-        .body(body)
-        .unwrap();
     let started = std::time::Instant::now();
-    let answer = tokio::time::timeout(WAIT, sender.send_request(req)).await;
+    let answer = tokio::time::timeout(WAIT, send(port, "PUT", "/half.bin", body)).await;
     assert!(
         !matches!(&answer, Ok(Ok(resp)) if resp.status().as_u16() == 201),
         "an upload cut by the deadline was acknowledged"
@@ -397,19 +406,8 @@ async fn fifty_mib(port: u16, root: &std::path::Path, watched: &[(&str, u32)]) {
         futures::stream::iter(0..chunks)
             .map(|i| Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(chunk(i)))),
     );
-    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let req = hyper::Request::put("/big.bin")
-        .header("host", format!("127.0.0.1:{port}"))
-        .body(body)
-        .unwrap();
     let started = std::time::Instant::now();
-    let resp = sender.send_request(req).await.unwrap();
+    let resp = send(port, "PUT", "/big.bin", body).await.unwrap();
     let status = resp.status().as_u16();
     let text = resp.into_body().collect().await.unwrap().to_bytes();
     let up = started.elapsed();
@@ -418,19 +416,15 @@ async fn fifty_mib(port: u16, root: &std::path::Path, watched: &[(&str, u32)]) {
     assert_eq!(std::fs::metadata(&on_disk).unwrap().len(), BIG_BYTES as u64);
 
     // Download: hashed as it arrives, never collected.
-    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let req = hyper::Request::get("/big.bin")
-        .header("host", format!("127.0.0.1:{port}"))
-        .body(http_body_util::Empty::<Bytes>::new())
-        .unwrap();
     let started = std::time::Instant::now();
-    let resp = sender.send_request(req).await.unwrap();
+    let resp = send(
+        port,
+        "GET",
+        "/big.bin",
+        http_body_util::Empty::<Bytes>::new(),
+    )
+    .await
+    .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     let mut body = resp.into_body();
     let mut received = Sha256::new();
