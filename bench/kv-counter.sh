@@ -5,12 +5,18 @@
 #   1. http-hello through the built-in HTTP server (baseline: no keyvalue);
 #   2. kv-counter with the built-in keyvalue-nats (JetStream KV in the host);
 #   3. kv-counter with the keyvalue-nats provider process (one wRPC hop over NATS
-#      to the provider, then JetStream KV).
+#      to the provider, then JetStream KV);
+#   4. http-hello through the http-server provider process (the cost of
+#      wrpc:http alone: provider -> component over NATS, streams included);
+#   5. kv-counter with HTTP through the http-server provider process *and* the
+#      keyvalue-nats provider process (examples/apps/kv-counter-http-provider.yaml:
+#      wrpc:http provider -> component, then wrpc:keyvalue component -> provider).
 #
 # Starts its own stack with `wash up -d` (nats-server with JetStream, wadm, one
 # host) on a free port in a temporary WASH_HOME; `wash down` on exit.
 # Needs release builds: cargo build --release -p trellis-host -p trellis-wadm
-#   -p trellis-wash -p keyvalue-nats-provider, plus the guest components.
+#   -p trellis-wash -p keyvalue-nats-provider -p http-server-provider, plus the
+#   guest components.
 # Knobs: BENCH_DURATION (15s), BENCH_CONNECTIONS (50), BENCH_THREADS (2), CARGO_TARGET_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +25,7 @@ DURATION=${BENCH_DURATION:-15s}
 CONNECTIONS=${BENCH_CONNECTIONS:-50}
 THREADS=${BENCH_THREADS:-2}
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
-for b in trellis wadm wash keyvalue-nats-provider; do
+for b in trellis wadm wash keyvalue-nats-provider http-server-provider; do
   [ -x "$BIN/$b" ] || { echo "bench: $BIN/$b missing (see the header for the build command)" >&2; exit 1; }
 done
 command -v wrk >/dev/null || { echo "bench: wrk missing: apt-get install wrk" >&2; exit 1; }
@@ -44,10 +50,19 @@ sed -e "s|builtin://keyvalue-nats|file://$BIN/keyvalue-nats-provider|" \
     -e 's/kv-counter-http/kv-counter-prov-http/' \
     -e 's/127.0.0.1:8003/127.0.0.1:8005/' \
     examples/apps/kv-counter.yaml > "$WORK/kv-counter-prov.yaml"
-for app in examples/apps/http-hello.yaml examples/apps/kv-counter.yaml "$WORK/kv-counter-prov.yaml"; do
+# Both capabilities as provider processes, binaries from this build.
+sed -e "s|file://./target/release/|file://$BIN/|" \
+    -e 's/bucket: counters/bucket: counters-http-prov/' \
+    examples/apps/kv-counter-http-provider.yaml > "$WORK/kv-counter-http-prov.yaml"
+sed -e "s|builtin://http-server|file://$BIN/http-server-provider|" \
+    -e 's/^  name: http-hello$/  name: http-hello-prov/' \
+    -e 's/default-http/hello-prov-http/' \
+    -e 's/127.0.0.1:8000/127.0.0.1:8010/' \
+    examples/apps/http-hello.yaml > "$WORK/http-hello-prov.yaml"
+for app in examples/apps/http-hello.yaml examples/apps/kv-counter.yaml "$WORK/kv-counter-prov.yaml" "$WORK/http-hello-prov.yaml" "$WORK/kv-counter-http-prov.yaml"; do
   "$WASH" app deploy "$app" >/dev/null
 done
-for url in http://127.0.0.1:8000/ http://127.0.0.1:8003/hits http://127.0.0.1:8005/hits; do
+for url in http://127.0.0.1:8000/ http://127.0.0.1:8003/hits http://127.0.0.1:8005/hits http://127.0.0.1:8010/ http://127.0.0.1:8008/hits; do
   for _ in $(seq 1 150); do curl -fsS "$url" >/dev/null 2>&1 && break; sleep 0.2; done
   curl -fsS "$url" >/dev/null || { echo "bench: $url never answered" >&2; KEEP=1; exit 1; }
 done
@@ -68,6 +83,8 @@ echo "machine: $(nproc) cores; wrk -t$THREADS -c$CONNECTIONS -d$DURATION; one ho
 read -r hello_rps hello_p99 < <(run hello http://127.0.0.1:8000/)
 read -r kv_rps kv_p99 < <(run builtin http://127.0.0.1:8003/ "$WORK/keys.lua")
 read -r prov_rps prov_p99 < <(run provider http://127.0.0.1:8005/ "$WORK/keys.lua")
+read -r hello_prov_rps hello_prov_p99 < <(run hello-provider http://127.0.0.1:8010/)
+read -r hprov_rps hprov_p99 < <(run http-provider http://127.0.0.1:8008/ "$WORK/keys.lua")
 read -r hot_rps hot_p99 < <(run builtin-hot http://127.0.0.1:8003/hits)
 read -r phot_rps phot_p99 < <(run provider-hot http://127.0.0.1:8005/hits)
 echo
@@ -76,6 +93,9 @@ echo "|---|---|---|---|"
 printf '| http-hello, built-in http-server (baseline) | %.0f | %s | 1.00× |\n' "$hello_rps" "$hello_p99"
 printf '| kv-counter, built-in keyvalue-nats, 1,000 keys | %.0f | %s | %.2f× |\n' "$kv_rps" "$kv_p99" "$(echo "$kv_rps / $hello_rps" | bc -l)"
 printf '| kv-counter, keyvalue-nats provider process, 1,000 keys | %.0f | %s | %.2f× |\n' "$prov_rps" "$prov_p99" "$(echo "$prov_rps / $hello_rps" | bc -l)"
+printf '| http-hello, http-server provider process | %.0f | %s | %.2f× |\n' "$hello_prov_rps" "$hello_prov_p99" "$(echo "$hello_prov_rps / $hello_rps" | bc -l)"
+printf '| kv-counter, http-server provider + keyvalue-nats provider, 1,000 keys | %.0f | %s | %.2f× |\n' "$hprov_rps" "$hprov_p99" "$(echo "$hprov_rps / $hello_rps" | bc -l)"
 printf '| kv-counter, built-in keyvalue-nats, one hot key | %.0f | %s | %.2f× |\n' "$hot_rps" "$hot_p99" "$(echo "$hot_rps / $hello_rps" | bc -l)"
 printf '| kv-counter, keyvalue-nats provider process, one hot key | %.0f | %s | %.2f× |\n' "$phot_rps" "$phot_p99" "$(echo "$phot_rps / $hello_rps" | bc -l)"
 printf '\nprovider path / built-in path: %.2f×\n' "$(echo "$prov_rps / $kv_rps" | bc -l)"
+printf '\nproviders (http-server + keyvalue-nats) vs built-ins (http-server + keyvalue-nats), 1,000 keys: %.2f×\n' "$(echo "$hprov_rps / $kv_rps" | bc -l)"
