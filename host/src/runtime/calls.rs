@@ -14,6 +14,20 @@ use super::state::CallScope;
 use crate::observability::metrics::InvocationMetrics;
 use crate::observability::spans;
 
+/// A local call ready to run (see `RunningComponent::prepare_local`).
+struct LocalCall {
+    index: wasmtime::component::ComponentExportIndex,
+    /// How many results the export returns.
+    results: usize,
+    budget: Duration,
+    /// Held for the whole call.
+    _permits: (
+        tokio::sync::OwnedSemaphorePermit,
+        tokio::sync::OwnedSemaphorePermit,
+    ),
+    store: wasmtime::Store<super::InvocationState>,
+}
+
 impl RunningComponent {
     /// Calls `instance.func` with `params`, writing into the caller's
     /// `results`. wasmtime type-checks the values against this component's
@@ -42,42 +56,27 @@ impl RunningComponent {
 
     async fn call_local_in(
         &self,
-        mut scope: CallScope,
+        scope: CallScope,
         instance: &str,
         func: &str,
         params: &[Val],
         results: &mut [Val],
     ) -> Result<(), InvokeError> {
-        let export = self
-            .exports()
-            .get(instance, func)
-            .ok_or_else(|| self.not_exported(instance, func))?
-            .index;
-        scope.deadline = scope
-            .deadline
-            .min(tokio::time::Instant::now() + self.max_execution_time);
-        let budget = scope.remaining();
-        let _permits = self.acquire_within(budget).await?;
-        let mut store = self.new_store_in(scope);
+        let mut local = self.prepare_local(scope, instance, func).await?;
         let call = async {
-            let instance = self.pre.instantiate_async(&mut store).await?;
-            let Some(f) = instance.get_func(&mut store, export) else {
-                wasmtime::bail!("export `{func}` vanished from its instance");
-            };
-            f.call_async(&mut store, params, results).await
+            let f = self
+                .instantiate_export(&mut local.store, local.index, func)
+                .await?;
+            f.call_async(&mut local.store, params, results).await
         };
-        match tokio::time::timeout(budget, call).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(self.trap(e)),
-            Err(_) => Err(self.deadline(budget)),
-        }
+        self.finish_local(tokio::time::timeout(local.budget, call).await, local.budget)
     }
 
     /// Calls `instance.func`, whose parameters `params` builds in the
     /// invocation's store (for host resources a capability hands the guest,
     /// e.g. the `bucket` of a `wasi:keyvalue/watcher` event). Same limits as
     /// [`Self::call_local`]: the component's execution limit and instance
-    /// permits.
+    /// permits. Results are dropped.
     pub async fn call_with(
         &self,
         mut scope: CallScope,
@@ -90,31 +89,16 @@ impl RunningComponent {
         scope.span = span.clone();
         let metrics = InvocationMetrics::start(&self.id, self.image_ref(), instance, func);
         let result = async {
-            let export = self
-                .exports()
-                .get(instance, func)
-                .ok_or_else(|| self.not_exported(instance, func))?;
-            let (index, results) = (export.index, export.result_types().len());
-            scope.deadline = scope
-                .deadline
-                .min(tokio::time::Instant::now() + self.max_execution_time);
-            let budget = scope.remaining();
-            let _permits = self.acquire_within(budget).await?;
-            let mut store = self.new_store_in(scope);
+            let mut local = self.prepare_local(scope, instance, func).await?;
             let call = async {
-                let instance = self.pre.instantiate_async(&mut store).await?;
-                let Some(f) = instance.get_func(&mut store, index) else {
-                    wasmtime::bail!("export `{func}` vanished from its instance");
-                };
-                let params = params(&mut store)?;
-                let mut results = vec![Val::Bool(false); results];
-                f.call_async(&mut store, &params, &mut results).await
+                let f = self
+                    .instantiate_export(&mut local.store, local.index, func)
+                    .await?;
+                let params = params(&mut local.store)?;
+                let mut results = vec![Val::Bool(false); local.results];
+                f.call_async(&mut local.store, &params, &mut results).await
             };
-            match tokio::time::timeout(budget, call).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(self.trap(e)),
-                Err(_) => Err(self.deadline(budget)),
-            }
+            self.finish_local(tokio::time::timeout(local.budget, call).await, local.budget)
         }
         .instrument(span.clone())
         .await;
@@ -123,6 +107,61 @@ impl RunningComponent {
         }
         metrics.finish(result.is_ok());
         result
+    }
+
+    /// Everything a local call needs before it runs: the export, the budget
+    /// (the scope's deadline capped by the execution limit), the instance
+    /// permits and a fresh store.
+    async fn prepare_local(
+        &self,
+        mut scope: CallScope,
+        instance: &str,
+        func: &str,
+    ) -> Result<LocalCall, InvokeError> {
+        let export = self
+            .exports()
+            .get(instance, func)
+            .ok_or_else(|| self.not_exported(instance, func))?;
+        let (index, results) = (export.index, export.result_types().len());
+        scope.deadline = scope
+            .deadline
+            .min(tokio::time::Instant::now() + self.max_execution_time);
+        let budget = scope.remaining();
+        let permits = self.acquire_within(budget).await?;
+        Ok(LocalCall {
+            index,
+            results,
+            budget,
+            _permits: permits,
+            store: self.new_store_in(scope),
+        })
+    }
+
+    /// Instantiates the component in `store` and returns export `index`.
+    async fn instantiate_export(
+        &self,
+        store: &mut wasmtime::Store<super::InvocationState>,
+        index: wasmtime::component::ComponentExportIndex,
+        func: &str,
+    ) -> wasmtime::Result<wasmtime::component::Func> {
+        let instance = self.pre.instantiate_async(&mut *store).await?;
+        let Some(f) = instance.get_func(&mut *store, index) else {
+            wasmtime::bail!("export `{func}` vanished from its instance");
+        };
+        Ok(f)
+    }
+
+    /// The outcome of a local call run under `budget`.
+    fn finish_local(
+        &self,
+        outcome: Result<wasmtime::Result<()>, tokio::time::error::Elapsed>,
+        budget: Duration,
+    ) -> Result<(), InvokeError> {
+        match outcome {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(self.trap(e)),
+            Err(_) => Err(self.deadline(budget)),
+        }
     }
 
     /// Runs one call that arrived over the lattice: decodes the parameters
