@@ -23,6 +23,7 @@ pub mod guests;
 pub mod host;
 pub mod nats;
 pub mod oci;
+pub mod procs;
 pub mod redis;
 pub mod wadm;
 pub mod wash;

@@ -30,6 +30,7 @@ use trellis_interfaces::client::CtlClient;
 use trellis_interfaces::ctl::{StartProviderCommand, StopProviderCommand};
 use trellis_interfaces::link::{DeleteInterfaceLinkDefinitionRequest, Link};
 use trellis_interfaces::provider::{HealthCheckResponse, InterfaceLinkDefinition};
+use trellis_tests::procs::Proc;
 use trellis_tests::{HostOptions, HostProcess, eventually};
 
 /// Host flags that make provider supervision fast enough for tests.
@@ -81,43 +82,9 @@ impl Scratch {
 }
 
 /// A process as `/proc` shows it.
-#[derive(Debug, Clone)]
-struct Proc {
-    pid: u32,
-    state: char,
-    cmdline: String,
-}
-
-fn proc_of(pid: u32) -> Option<(Proc, u32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = stat.get(stat.rfind(')')? + 2..)?;
-    let mut fields = after.split(' ');
-    let state = fields.next()?.chars().next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
-        .unwrap_or_default();
-    Some((
-        Proc {
-            pid,
-            state,
-            cmdline,
-        },
-        ppid,
-    ))
-}
-
 /// The host's child processes (its providers).
 fn children(host: &HostProcess) -> Vec<Proc> {
-    let host_pid = host.pid().unwrap();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(proc_of)
-        .filter(|(_, ppid)| *ppid == host_pid)
-        .map(|(p, _)| p)
-        .collect()
+    Proc::children_of(host.pid().unwrap())
 }
 
 /// Waits until the host has no zombie children.
@@ -152,7 +119,7 @@ async fn provider_pid(host: &HostProcess, needle: &str) -> u32 {
 
 /// Whether `pid` no longer exists (neither running nor a zombie).
 fn gone(pid: u32) -> bool {
-    proc_of(pid).is_none()
+    Proc::of(pid).is_none()
 }
 
 async fn start(l: &TestLattice, host: &HostProcess, id: &str, image_ref: &str, config: &[&str]) {
@@ -470,8 +437,8 @@ async fn an_sdk_provider_exits_when_its_host_is_killed() {
     let pid = provider_pid(&host, "system-info-provider").await;
     host.kill().await.unwrap();
     eventually(WAIT, || async {
-        match proc_of(pid) {
-            Some((p, _)) if p.state != 'Z' => anyhow::bail!("provider {pid} still runs: {p:?}"),
+        match Proc::of(pid) {
+            Some(p) if !p.exited() => anyhow::bail!("provider {pid} still runs: {p:?}"),
             _ => Ok(()),
         }
     })

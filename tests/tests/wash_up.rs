@@ -20,6 +20,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tempfile::TempDir;
 use tokio::io::AsyncBufReadExt as _;
+use trellis_tests::procs::alive;
 use trellis_tests::wash::{WashRun, run_wash, wash_binary};
 use trellis_tests::{NatsServer, component_path, eventually, free_port};
 
@@ -98,20 +99,6 @@ impl Stack {
             })
             .map(|text| text.trim().parse().unwrap())
             .collect()
-    }
-}
-
-/// Whether `pid` is a live process; a zombie (exited, not yet reaped by
-/// whoever inherited it) counts as gone.
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next());
-            !matches!(state, Some("Z" | "X") | None)
-        }
-        Err(_) => false,
     }
 }
 
