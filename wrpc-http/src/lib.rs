@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 mod body;
+pub mod complete;
 mod convert;
 pub mod listeners;
 pub mod routing;

@@ -15,9 +15,12 @@ use futures::StreamExt as _;
 use http_body_util::BodyExt as _;
 use tokio::task::JoinHandle;
 use tracing::Instrument as _;
-use trellis_wrpc_http::bindings::exports::wrpc::http::incoming_handler;
-use trellis_wrpc_http::{ErrorCode, Request, Response};
+use trellis_wrpc_http::complete::{
+    HandleResult, INLINE_WAIT, MAX_INLINE_BODY_BYTES, complete_or_stream,
+};
+use trellis_wrpc_http::{ErrorCode, Request};
 use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode as WasiErrorCode;
+use wrpc_transport::ServeExt as _;
 
 use crate::dataplane::DataPlane;
 use crate::observability::spans;
@@ -28,35 +31,55 @@ const WASI_INCOMING: &str = "wasi:http/incoming-handler";
 
 /// Serves `id`'s `wasi:http/incoming-handler` on `server`; the task ends
 /// (and the subscription with it) when aborted.
+///
+/// The serve loop is the one `wit-bindgen-wrpc` generates, with one change:
+/// a response whose body is already complete goes out whole in the first
+/// results message ([`trellis_wrpc_http::complete`]).
 pub(crate) async fn serve_incoming(
     dp: Arc<DataPlane>,
     server: &trellis_wrpc::Server,
     id: Arc<str>,
 ) -> Option<JoinHandle<()>> {
-    let handler = FromLattice { dp, id: id.clone() };
-    let [(_, _, invocations)] = match incoming_handler::serve_interface(server, handler).await {
-        Ok(served) => served,
+    // The request record's body (0.0) and trailers (0.1) may be pending.
+    let paths: [Box<[Option<usize>]>; 2] =
+        [Box::from([Some(0), Some(0)]), Box::from([Some(0), Some(1)])];
+    let served = server
+        .serve_values::<(Request,), (HandleResult,)>(
+            trellis_wrpc_http::INCOMING_HANDLER,
+            trellis_wrpc_http::HANDLE,
+            paths,
+        )
+        .await;
+    let invocations = match served {
+        Ok(invocations) => invocations,
         Err(e) => {
             tracing::warn!(component_id = %id, error = format!("{e:#}"), "cannot offer wrpc:http/incoming-handler on the lattice");
             return None;
         }
     };
+    let handler = FromLattice { dp, id: id.clone() };
     Some(tokio::spawn(async move {
-        let mut invocations = invocations;
+        let mut invocations = std::pin::pin!(invocations);
         while let Some(item) = invocations.next().await {
-            match item {
-                Ok(call) => {
-                    let id = id.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = call.await {
-                            tracing::debug!(component_id = %id, error = format!("{e:#}"), "wrpc:http call from the lattice ended with an error");
-                        }
-                    });
-                }
+            let (cx, (request,), rx, tx) = match item {
+                Ok(item) => item,
                 Err(e) => {
                     tracing::debug!(component_id = %id, error = format!("{e:#}"), "malformed wrpc:http call dropped");
+                    continue;
                 }
-            }
+            };
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                // The request's body and trailers arrive while the guest runs.
+                let rx = rx.map(tokio::spawn);
+                let result = handler.handle(cx, request).await;
+                if let Err(e) = tx((result,)).await {
+                    tracing::debug!(component_id = %handler.id, error = format!("{e:#}"), "wrpc:http results could not be sent");
+                    if let Some(rx) = rx {
+                        rx.abort();
+                    }
+                }
+            });
         }
     }))
 }
@@ -67,12 +90,8 @@ struct FromLattice {
     id: Arc<str>,
 }
 
-impl incoming_handler::Handler<trellis_wrpc::ServeContext> for FromLattice {
-    async fn handle(
-        &self,
-        cx: trellis_wrpc::ServeContext,
-        request: Request,
-    ) -> anyhow::Result<Result<Response, ErrorCode>> {
+impl FromLattice {
+    async fn handle(&self, cx: trellis_wrpc::ServeContext, request: Request) -> HandleResult {
         let span = crate::dataplane::serve::served_span(
             &cx,
             &self.id,
@@ -81,10 +100,10 @@ impl incoming_handler::Handler<trellis_wrpc::ServeContext> for FromLattice {
         );
         async {
             let Some(current) = self.dp.current(&self.id) else {
-                return Ok(Ok(plain(
+                return plain(
                     http::StatusCode::SERVICE_UNAVAILABLE,
                     format!("component `{}` no longer runs on this host\n", self.id),
-                )));
+                );
             };
             if let Some(policy) = self.dp.policy()
                 && let Err(denial) = policy
@@ -92,31 +111,33 @@ impl incoming_handler::Handler<trellis_wrpc::ServeContext> for FromLattice {
                     .await
             {
                 spans::fail(&tracing::Span::current(), &denial);
-                return Ok(Ok(plain(http::StatusCode::FORBIDDEN, format!("{denial}\n"))));
+                return plain(http::StatusCode::FORBIDDEN, format!("{denial}\n"));
             }
             self.dp.count_served();
             let request = match trellis_wrpc_http::request_from_wire(request) {
                 Ok(request) => request,
                 Err(e) => {
                     tracing::debug!(component_id = %self.id, error = %e, "invalid wrpc:http request refused");
-                    return Ok(Err(ErrorCode::HttpRequestDenied));
+                    return HandleResult::Streamed(Err(ErrorCode::HttpRequestDenied));
                 }
             };
             let request = request.map(|body| {
                 body.map_err(|e| WasiErrorCode::InternalError(Some(e.to_string())))
                     .boxed_unsync()
             });
-            let response = match current
+            match current
                 .handle_http_body(request, &tracing::Span::current())
                 .await
             {
-                Ok(response) => response.map(|body| body.map_err(|code| format!("{code:?}"))),
+                Ok(response) => {
+                    let response = response.map(|body| body.map_err(|code| format!("{code:?}")));
+                    complete_or_stream(response, MAX_INLINE_BODY_BYTES, INLINE_WAIT).await
+                }
                 Err(e) => {
                     spans::fail(&tracing::Span::current(), &e);
-                    return Ok(Ok(plain(error_status(&e), format!("{e}\n"))));
+                    plain(error_status(&e), format!("{e}\n"))
                 }
-            };
-            Ok(Ok(trellis_wrpc_http::response_to_wire(response)))
+            }
         }
         .instrument(span)
         .await
@@ -125,6 +146,12 @@ impl incoming_handler::Handler<trellis_wrpc::ServeContext> for FromLattice {
 
 /// A plain-text response (the same the built-in server gives for the same
 /// failure).
-fn plain(status: http::StatusCode, body: String) -> Response {
-    trellis_wrpc_http::response_to_wire(trellis_wrpc_http::text_response(status, body))
+fn plain(status: http::StatusCode, body: String) -> HandleResult {
+    let headers = trellis_wrpc_http::text_response(status, String::new());
+    HandleResult::Complete {
+        status: status.as_u16(),
+        headers: trellis_wrpc_http::headers_to_fields(headers.headers()),
+        body: bytes::Bytes::from(body),
+        trailers: None,
+    }
 }
