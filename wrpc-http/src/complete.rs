@@ -212,3 +212,98 @@ where
 {
     type Encoder = HandleResultEncoder<W>;
 }
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use futures::StreamExt as _;
+    use wit_bindgen_wrpc::tokio_util::codec::Decoder as _;
+    use wit_bindgen_wrpc::wrpc_transport::Decode;
+
+    use super::*;
+
+    /// A transport stream that is never used: inline values need none.
+    struct Unused;
+
+    impl Index<Self> for Unused {
+        fn index(&self, path: &[usize]) -> anyhow::Result<Self> {
+            anyhow::bail!("no nested stream expected, got path {path:?}")
+        }
+    }
+
+    impl tokio::io::AsyncWrite for Unused {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl tokio::io::AsyncRead for Unused {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// The inline form decodes, with the standard (generated) decoder every
+    /// wRPC peer uses, to the same response with nothing left pending.
+    #[tokio::test]
+    async fn an_inline_answer_is_a_complete_standard_response() {
+        let mut buf = BytesMut::new();
+        let mut enc = <HandleResult as Encode<Unused>>::Encoder::default();
+        enc.encode(
+            HandleResult::Complete {
+                status: 201,
+                headers: vec![("x-a".into(), vec![Bytes::from_static(b"1")])],
+                body: Bytes::from_static(b"a: 1"),
+                trailers: Some(vec![("x-t".into(), vec![Bytes::from_static(b"2")])]),
+            },
+            &mut buf,
+        )
+        .unwrap();
+        assert!(Deferred::<Unused>::take_deferred(&mut enc).is_none());
+        let mut dec = <Result<Response, ErrorCode> as Decode<Unused>>::Decoder::default();
+        let decoded = dec.decode(&mut buf).unwrap().unwrap();
+        assert!(buf.is_empty(), "{buf:?} left over");
+        let resp = decoded.unwrap();
+        assert_eq!(resp.status, 201);
+        assert_eq!(resp.headers[0].0, "x-a");
+        let body: Vec<Bytes> = resp.body.collect().await;
+        assert_eq!(body, vec![Bytes::from_static(b"a: 1")]);
+        let trailers = resp.trailers.await.unwrap();
+        assert_eq!(trailers[0].0, "x-t");
+    }
+
+    #[tokio::test]
+    async fn empty_slow_or_large_bodies_stream() {
+        let empty = http::Response::new(http_body_util::Empty::<Bytes>::new());
+        assert!(matches!(
+            complete_or_stream(empty, 16, INLINE_WAIT).await,
+            HandleResult::Streamed(Ok(_))
+        ));
+        let large = http::Response::new(http_body_util::Full::new(Bytes::from(vec![1u8; 32])));
+        assert!(matches!(
+            complete_or_stream(large, 16, INLINE_WAIT).await,
+            HandleResult::Streamed(Ok(_))
+        ));
+        let small = http::Response::new(http_body_util::Full::new(Bytes::from_static(b"hi")));
+        match complete_or_stream(small, 16, INLINE_WAIT).await {
+            HandleResult::Complete { body, .. } => assert_eq!(body, Bytes::from_static(b"hi")),
+            HandleResult::Streamed(_) => panic!("a finished small body should go inline"),
+        }
+    }
+}
