@@ -10,6 +10,8 @@
 #
 # Knobs: BENCH_DURATION=15s BENCH_WARMUP=3s BENCH_ROUNDS=2 BENCH_CONNECTIONS=50
 #        BENCH_THREADS=2 BENCH_MAX_INSTANCES=100 BENCH_SKIP_BUILD=1 BENCH_KEEP=1
+#        BENCH_BIN_DIR=<dir with trellis and lattice-setup> (default
+#        $CARGO_TARGET_DIR/release) BENCH_GUEST=<http_hello.wasm>
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -21,8 +23,8 @@ CONNECTIONS=${BENCH_CONNECTIONS:-50}
 THREADS=${BENCH_THREADS:-2}
 MAX_INSTANCES=${BENCH_MAX_INSTANCES:-100}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=$TARGET_DIR/release
-GUEST=$ROOT/target/guests/wasm32-wasip2/release/http_hello.wasm
+BIN=${BENCH_BIN_DIR:-$TARGET_DIR/release}
+GUEST=${BENCH_GUEST:-$ROOT/target/guests/wasm32-wasip2/release/http_hello.wasm}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/trellis-bench-otel.XXXXXX")
 
 log() { printf '==> %s\n' "$*" >&2; }

@@ -181,8 +181,9 @@ async fn one_get_is_one_trace_across_two_hosts() {
     assert_eq!(ingress.attr("url.path"), "/");
     assert_eq!(ingress.attr("http.response.status_code"), "200");
     assert_eq!(ingress.attr("component.id"), "pinger");
-    assert_eq!(ingress.attr("host"), a.id());
-    assert_eq!(ingress.attr("lattice"), l.lattice);
+    // Host and lattice are resource attributes of the exporting process.
+    assert_eq!(ingress.resource["host"], a.id());
+    assert_eq!(ingress.resource["lattice"], l.lattice);
 
     let pinger = child(&spans, &ingress.span_id, "component.invoke");
     assert_eq!(pinger.process, a.id());
@@ -206,7 +207,7 @@ async fn one_get_is_one_trace_across_two_hosts() {
 
     let served = child(&spans, &call.span_id, "lattice.serve");
     assert_eq!(served.process, b.id(), "served on the other host process");
-    assert_eq!(served.attr("host"), b.id());
+    assert_eq!(served.resource["host"], b.id());
     assert_eq!(served.attr("component.id"), "ponger");
     assert_eq!(served.attr("source.id"), "pinger");
     assert_eq!(served.attr("link.name"), "default");
@@ -217,7 +218,7 @@ async fn one_get_is_one_trace_across_two_hosts() {
     assert_eq!(ponger.attr("component.id"), "ponger");
     assert_eq!(ponger.attr("wit.interface"), "example:pong/pingpong@0.1.0");
     assert_eq!(ponger.attr("wit.function"), "ping");
-    assert_eq!(ponger.attr("lattice"), l.lattice);
+    assert_eq!(ponger.resource["lattice"], l.lattice);
 
     // `set-link-name` picks another link mid-invocation, and the target runs
     // on the caller's host: the in-process call stays in the same trace.

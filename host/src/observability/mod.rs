@@ -25,10 +25,6 @@ pub use trellis_observability::{
 /// `service.name` of the host's traces, metrics and logs.
 pub const SERVICE_NAME: &str = "trellis-host";
 
-/// Host id and lattice, the `host` and `lattice` attributes of every span
-/// and metric point.
-static IDENTITY: OnceLock<Identity> = OnceLock::new();
-
 /// Log and export settings of this host, passed on to its providers.
 static PROVIDER_SETTINGS: OnceLock<(LogSettings, OtelSettings)> = OnceLock::new();
 
@@ -39,10 +35,6 @@ pub struct Identity {
     pub host_id: String,
     /// Lattice name.
     pub lattice: String,
-}
-
-pub(crate) fn identity() -> Option<&'static Identity> {
-    IDENTITY.get()
 }
 
 /// The log and export settings this host was started with (defaults before
@@ -60,7 +52,6 @@ pub fn init(
     settings: &OtelSettings,
     identity: Identity,
 ) -> Result<ObservabilityGuard, ObservabilityError> {
-    let _ = IDENTITY.set(identity.clone());
     let _ = PROVIDER_SETTINGS.set((logs.clone(), settings.clone()));
     let guard = trellis_observability::init(
         logs,

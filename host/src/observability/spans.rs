@@ -28,10 +28,6 @@ use crate::runtime::state::TraceContext;
 /// are for export, not for log lines.
 pub const TARGET: &str = trellis_observability::SPAN_TARGET;
 
-fn ids() -> (&'static str, &'static str) {
-    super::identity().map_or(("", ""), |i| (i.host_id.as_str(), i.lattice.as_str()))
-}
-
 /// The W3C headers that make `span` the parent of the receiver's spans;
 /// `None` when traces are off or `span` is not exported.
 pub fn outgoing_trace(span: &Span) -> Option<TraceContext> {
@@ -58,19 +54,16 @@ pub fn http_ingress(method: &http::Method, path: &str, trace: Option<&TraceConte
     if !traces_enabled() {
         return Span::none();
     }
-    let (host, lattice) = ids();
     let span = tracing::info_span!(
         target: TARGET,
         parent: None,
         "http.server.request",
         otel.kind = "server",
         otel.status_code = Empty,
-        http.request.method = %method,
+        http.request.method = method.as_str(),
         url.path = path,
         http.response.status_code = Empty,
         component.id = Empty,
-        host,
-        lattice,
     );
     adopt(&span, trace);
     span
@@ -96,7 +89,6 @@ pub fn invoke(parent: &Span, component_id: &str, interface: &str, function: &str
     if !traces_enabled() {
         return Span::none();
     }
-    let (host, lattice) = ids();
     tracing::info_span!(
         target: TARGET,
         parent: parent,
@@ -107,8 +99,6 @@ pub fn invoke(parent: &Span, component_id: &str, interface: &str, function: &str
         component.id = component_id,
         wit.interface = interface,
         wit.function = function,
-        host,
-        lattice,
     )
 }
 
@@ -152,7 +142,6 @@ pub fn link_call(parent: &Span, call: LinkCall<'_>) -> Span {
     if !traces_enabled() {
         return Span::none();
     }
-    let (host, lattice) = ids();
     let kind = match call.path {
         CallPath::Local => "internal",
         CallPath::Lattice => "client",
@@ -170,8 +159,6 @@ pub fn link_call(parent: &Span, call: LinkCall<'_>) -> Span {
         wit.interface = call.interface,
         wit.function = call.function,
         call.path = call.path.as_str(),
-        host,
-        lattice,
     )
 }
 
@@ -196,7 +183,6 @@ pub fn lattice_serve(call: ServedCall<'_>, trace: Option<&TraceContext>) -> Span
     if !traces_enabled() {
         return Span::none();
     }
-    let (host, lattice) = ids();
     let span = tracing::info_span!(
         target: TARGET,
         parent: None,
@@ -209,8 +195,6 @@ pub fn lattice_serve(call: ServedCall<'_>, trace: Option<&TraceContext>) -> Span
         link.name = call.link_name,
         wit.interface = call.interface,
         wit.function = call.function,
-        host,
-        lattice,
     );
     adopt(&span, trace);
     span

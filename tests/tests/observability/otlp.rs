@@ -42,6 +42,8 @@ pub struct SpanRecord {
     pub process: String,
     /// `service.name` of the exporting process.
     pub service: String,
+    /// Resource attributes of the exporting process (`host`, `lattice`, …).
+    pub resource: HashMap<String, String>,
     pub transport: Transport,
 }
 
@@ -117,6 +119,12 @@ impl Received {
     fn take_traces(&mut self, body: &[u8], transport: Transport) -> anyhow::Result<()> {
         let req = ExportTraceServiceRequest::decode(body).context("bad trace export")?;
         for rs in req.resource_spans {
+            let resource = attr_map(
+                &rs.resource
+                    .as_ref()
+                    .map(|r| r.attributes.clone())
+                    .unwrap_or_default(),
+            );
             let (process, service) = origin(rs.resource.map(|r| r.attributes));
             for ss in rs.scope_spans {
                 for s in ss.spans {
@@ -128,6 +136,7 @@ impl Received {
                         attrs: attr_map(&s.attributes),
                         process: process.clone(),
                         service: service.clone(),
+                        resource: resource.clone(),
                         transport,
                     });
                 }
