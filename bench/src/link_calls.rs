@@ -177,9 +177,20 @@ async fn main() -> anyhow::Result<()> {
     let xproc = raw_sequential(&nats, xproc_subject, calls).await?;
     let lat = component_sequential(lattice_port, calls).await?;
     let loc = component_sequential(local_port, calls).await?;
+    // CPU time of every process per call in the concurrent phases: unlike
+    // calls/s, it hardly moves when other work shares the machine.
+    let pids: Vec<(&str, Option<u32>)> = ["nats-server", "host a", "host b"]
+        .into_iter()
+        .zip(procs.0.iter().map(|c| c.id()))
+        .chain([("bench", Some(std::process::id()))])
+        .collect();
+    let (before, started) = (cpu_snapshot(&pids), Instant::now());
     let raw_tp = raw_concurrent(&url, raw_subject, callers, seconds).await?;
+    let raw_cpu = cpu_per_call(&pids, &before, raw_tp * started.elapsed().as_secs_f64());
     let xproc_tp = raw_concurrent(&url, xproc_subject, callers, seconds).await?;
+    let (before, started) = (cpu_snapshot(&pids), Instant::now());
     let lat_tp = component_concurrent(lattice_port, callers, seconds, batch).await?;
+    let lat_cpu = cpu_per_call(&pids, &before, lat_tp * started.elapsed().as_secs_f64());
     let loc_tp = component_concurrent(local_port, callers, seconds, batch).await?;
 
     println!();
@@ -207,8 +218,53 @@ async fn main() -> anyhow::Result<()> {
         "in-process p50 is {:.1}× lower than the lattice p50",
         lat.0 / loc.0
     );
+    println!();
+    println!("CPU µs per call at {callers} callers (utime+stime from /proc, 10 ms ticks):");
+    for (label, cpu) in [("raw (same process)", &raw_cpu), ("lattice", &lat_cpu)] {
+        let total: f64 = cpu.iter().map(|(_, us)| us).sum();
+        let parts: Vec<String> = cpu
+            .iter()
+            .map(|(name, us)| format!("{name} {us:.1}"))
+            .collect();
+        println!("  {label}: total {total:.1} = {}", parts.join(" + "));
+    }
     drop(procs);
     Ok(())
+}
+
+/// CPU ticks (user + system) each process used so far; 0 when unreadable.
+fn cpu_snapshot(pids: &[(&str, Option<u32>)]) -> Vec<u64> {
+    pids.iter()
+        .map(|(_, pid)| pid.and_then(cpu_ticks).unwrap_or(0))
+        .collect()
+}
+
+/// utime + stime of `pid` in clock ticks (`/proc/PID/stat` fields 14 and
+/// 15, counted after the parenthesised command name, which may hold spaces).
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// µs of CPU per call of each process since `before`, for `calls` calls
+/// (Linux reports 100 ticks per second in `/proc` on every architecture).
+fn cpu_per_call<'a>(
+    pids: &[(&'a str, Option<u32>)],
+    before: &[u64],
+    calls: f64,
+) -> Vec<(&'a str, f64)> {
+    let after = cpu_snapshot(pids);
+    pids.iter()
+        .zip(before.iter().zip(after))
+        .map(|((name, _), (b, a))| {
+            let us = a.saturating_sub(*b) as f64 * 10_000.0;
+            (*name, if calls > 0.0 { us / calls } else { 0.0 })
+        })
+        .collect()
 }
 
 /// The cross-process baseline's responder: answers every request on
