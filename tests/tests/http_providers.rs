@@ -207,6 +207,28 @@ async fn kv_counter_through_the_http_server_provider_on_another_host() {
     .unwrap();
 }
 
+/// Starts provider `id` with the named config `id` on `host` and waits for
+/// `provider_started` (links put before the process listens for them could
+/// be missed).
+async fn start_configured(l: &mut TestLattice, host: &str, id: &str, image_ref: &str) {
+    let resp = l
+        .ctl
+        .start_provider(&trellis_interfaces::ctl::StartProviderCommand {
+            provider_id: id.into(),
+            provider_ref: image_ref.into(),
+            host_id: host.into(),
+            config: vec![id.into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(resp.success, "{}", resp.message);
+    l.events
+        .wait_for_type("provider_started", |e| e["data"]["provider_id"] == id, WAIT)
+        .await
+        .unwrap();
+}
+
 /// One provider in path mode and one in host mode, routing to two
 /// components on another host.
 #[tokio::test(flavor = "multi_thread")]
@@ -247,27 +269,7 @@ async fn the_http_server_provider_routes_by_path_and_by_host() {
         &[("routing_mode", "path"), ("default_address", &path_address)],
     )
     .await;
-    let resp = l
-        .ctl
-        .start_provider(&trellis_interfaces::ctl::StartProviderCommand {
-            provider_id: "by-path".into(),
-            provider_ref: server.clone(),
-            host_id: b.id().into(),
-            config: vec!["by-path".into()],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert!(resp.success, "{}", resp.message);
-    // Links put before the process listens for them could be missed: wait.
-    l.events
-        .wait_for_type(
-            "provider_started",
-            |e| e["data"]["provider_id"] == "by-path",
-            WAIT,
-        )
-        .await
-        .unwrap();
+    start_configured(&mut l, b.id(), "by-path", &server).await;
     put_config(&l, "path-hello", &[("path", "/hello")]).await;
     put_config(&l, "path-root", &[("path", "/")]).await;
     put_link(&l, serve_link("by-path", "hello", "path-hello")).await;
@@ -289,27 +291,7 @@ async fn the_http_server_provider_routes_by_path_and_by_host() {
         ],
     )
     .await;
-    let resp = l
-        .ctl
-        .start_provider(&trellis_interfaces::ctl::StartProviderCommand {
-            provider_id: "by-host".into(),
-            provider_ref: server,
-            host_id: b.id().into(),
-            config: vec!["by-host".into()],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert!(resp.success, "{}", resp.message);
-    // Links put before the process listens for them could be missed: wait.
-    l.events
-        .wait_for_type(
-            "provider_started",
-            |e| e["data"]["provider_id"] == "by-host",
-            WAIT,
-        )
-        .await
-        .unwrap();
+    start_configured(&mut l, b.id(), "by-host", &server).await;
     put_config(&l, "host-hello", &[("host", "hello.test")]).await;
     put_config(&l, "host-counter", &[("host", "count.test")]).await;
     put_link(&l, serve_link("by-host", "hello", "host-hello")).await;
