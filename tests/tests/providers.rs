@@ -491,6 +491,27 @@ fn link_to(provider: &str) -> Link {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_link_put_while_the_provider_starts_reaches_it() {
+    // The link is put right after `provider.start` is acknowledged, while
+    // the process is still starting and not yet subscribed: the host
+    // delivers it again once the provider listens.
+    let l = TestLattice::start().await.unwrap();
+    let host = HostProcess::start(fast_options(&l)).await.unwrap();
+    let image_ref = format!("file://{}", system_info_binary().display());
+    l.ctl
+        .put_config(
+            "si-link",
+            &HashMap::from([("token".to_string(), "t1".to_string())]),
+        )
+        .await
+        .unwrap();
+    start(&l, &host, "early", &image_ref, &[]).await;
+    let resp = l.ctl.put_link(&link_to("early")).await.unwrap();
+    assert!(resp.success, "{}", resp.message);
+    health_message_contains(&l, "early", "1 linked component(s)").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn system_info_starts_is_healthy_gets_links_and_config_restarts_and_stops() {
     let mut l = TestLattice::start().await.unwrap();
     let host = HostProcess::start(fast_options(&l)).await.unwrap();

@@ -62,6 +62,24 @@ pub(super) async fn check(nats: &async_nats::Client, subject: String, timeout: D
     }
 }
 
+/// How often a new provider process is asked whether it listens yet.
+pub(super) const LISTEN_PROBE_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Resolves once the provider answers on its health subject at all (healthy
+/// or not): from then on its control subscriptions are live, so what is
+/// published to it is received. Asks every [`LISTEN_PROBE_INTERVAL`].
+pub(super) async fn listening(nats: &async_nats::Client, subject: &str) {
+    let mut ticker = tokio::time::interval(LISTEN_PROBE_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let request = nats.request(subject.to_string(), bytes::Bytes::new());
+        if let Ok(Ok(_)) = tokio::time::timeout(LISTEN_PROBE_INTERVAL * 4, request).await {
+            return;
+        }
+    }
+}
+
 /// Checks `provider_id` forever (the caller aborts the task when the process
 /// ends), publishing events.
 pub(super) async fn run(host: Arc<HostInner>, provider_id: String, settings: ProviderSettings) {

@@ -162,6 +162,8 @@ async fn run_once(
         Ok(v) => v,
         Err(reason) => return Outcome::FailedToStart(reason),
     };
+    // What the process surely has: what its HostData carries.
+    let (initial_links, initial_config) = (delivered.links.clone(), delivered.config.clone());
     let stdin = match host_data.to_stdin() {
         Ok(b) => b,
         Err(e) => {
@@ -186,8 +188,21 @@ async fn run_once(
     let grace = tokio::time::sleep(settings.startup_grace);
     tokio::pin!(grace);
     let mut confirmed = false;
+    // Links and config published between the spawn and the process's
+    // subscriptions are lost (core NATS): once it listens, everything since
+    // its HostData is delivered again (the SDK ignores what it already has).
+    let health_subject = ProviderSubjects::new(&host.config.lattice).health(id);
+    let listening = super::health::listening(&host.nats, &health_subject);
+    tokio::pin!(listening);
+    let mut listens = false;
     loop {
         tokio::select! {
+            () = &mut listening, if !listens => {
+                listens = true;
+                delivered.links = initial_links.clone();
+                delivered.config = initial_config.clone();
+                deliver(host, request, &mut delivered).await;
+            }
             status = proc.child.wait() => {
                 // Reaped. Take down anything it left in its group.
                 process::signal_group(proc.pid, Signal::KILL);
