@@ -18,8 +18,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{TestLattice, WAIT, expose_http, http_get, http_until, scale};
-use trellis_interfaces::ctl::StartProviderCommand;
+use common::{TestLattice, WAIT, expose_http, http_get, http_until, scale, start_provider};
 use trellis_interfaces::link::Link;
 use trellis_tests::component_path;
 
@@ -54,23 +53,8 @@ async fn component_and_provider_on_different_hosts_call_each_other_and_survive_a
         component_path("system-info-caller").unwrap().display()
     );
     scale(&mut l, a.id(), &caller, "caller", 4).await.unwrap();
-    let resp = l
-        .ctl
-        .start_provider(&StartProviderCommand {
-            provider_id: "system-info".into(),
-            provider_ref: format!("file://{}", provider_binary().display()),
-            host_id: b.id().into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert!(resp.success, "{}", resp.message);
-    l.events
-        .wait_for_type(
-            "provider_started",
-            |e| e["data"]["provider_id"] == "system-info",
-            WAIT,
-        )
+    let provider_ref = format!("file://{}", provider_binary().display());
+    start_provider(&mut l, b.id(), "system-info", &provider_ref)
         .await
         .unwrap();
     for l2 in [

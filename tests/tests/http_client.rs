@@ -17,11 +17,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use common::{TestLattice, WAIT, expose_http, http_get, http_until, scale};
+use common::{TestLattice, WAIT, expose_http, http_get, http_until, scale, start_provider};
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use trellis_interfaces::ctl::StartProviderCommand;
 use trellis_interfaces::link::{DeleteInterfaceLinkDefinitionRequest, Link};
 use trellis_tests::component_path;
 
@@ -107,24 +106,7 @@ async fn fetch_through_builtin_http_client() {
     assert_eq!(served.load(Ordering::SeqCst), 0);
 
     // The built-in starts like the others: provider_started, inventory.
-    let resp = l
-        .ctl
-        .start_provider(&StartProviderCommand {
-            provider_id: "http-client".into(),
-            provider_ref: "builtin://http-client".into(),
-            host_id: host.id().into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert!(resp.success, "provider start rejected: {}", resp.message);
-    let event = l
-        .events
-        .wait_for_type(
-            "provider_started",
-            |e| e["data"]["provider_id"] == "http-client",
-            WAIT,
-        )
+    let event = start_provider(&mut l, host.id(), "http-client", "builtin://http-client")
         .await
         .unwrap();
     assert_eq!(event["data"]["image_ref"], "builtin://http-client");

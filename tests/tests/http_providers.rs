@@ -17,7 +17,9 @@ mod common;
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use common::{TestLattice, WAIT, expose_http, http_get, scale, start_provider};
+use common::{
+    TestLattice, WAIT, expose_http, http_get, scale, start_provider, start_provider_with_config,
+};
 use http_body_util::{BodyExt as _, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -211,20 +213,7 @@ async fn kv_counter_through_the_http_server_provider_on_another_host() {
 /// `provider_started` (links put before the process listens for them could
 /// be missed).
 async fn start_configured(l: &mut TestLattice, host: &str, id: &str, image_ref: &str) {
-    let resp = l
-        .ctl
-        .start_provider(&trellis_interfaces::ctl::StartProviderCommand {
-            provider_id: id.into(),
-            provider_ref: image_ref.into(),
-            host_id: host.into(),
-            config: vec![id.into()],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert!(resp.success, "{}", resp.message);
-    l.events
-        .wait_for_type("provider_started", |e| e["data"]["provider_id"] == id, WAIT)
+    start_provider_with_config(l, host, id, image_ref, &[id])
         .await
         .unwrap();
 }

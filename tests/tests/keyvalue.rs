@@ -14,8 +14,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{TestLattice, WAIT, expose_http, http_get, http_until, scale};
-use trellis_interfaces::ctl::StartProviderCommand;
+use common::{TestLattice, WAIT, expose_http, http_get, http_until, scale, start_provider};
 use trellis_interfaces::link::Link;
 use trellis_tests::component_path;
 
@@ -52,22 +51,7 @@ async fn put_config(l: &TestLattice, name: &str, values: &[(&str, &str)]) {
 
 /// Starts a built-in provider and waits for `provider_started`.
 async fn start_builtin(l: &mut TestLattice, host: &str, id: &str, image_ref: &str) {
-    let resp = l
-        .ctl
-        .start_provider(&StartProviderCommand {
-            provider_id: id.into(),
-            provider_ref: image_ref.into(),
-            host_id: host.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert!(resp.success, "provider start rejected: {}", resp.message);
-    let event = l
-        .events
-        .wait_for_type("provider_started", |e| e["data"]["provider_id"] == id, WAIT)
-        .await
-        .unwrap();
+    let event = start_provider(l, host, id, image_ref).await.unwrap();
     assert_eq!(event["data"]["image_ref"], image_ref);
 }
 

@@ -17,9 +17,8 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{TestLattice, WAIT, scale};
+use common::{TestLattice, WAIT, scale, start_provider};
 use futures::StreamExt as _;
-use trellis_interfaces::ctl::StartProviderCommand;
 use trellis_interfaces::link::{DeleteInterfaceLinkDefinitionRequest, Link};
 use trellis_tests::{component_path, eventually};
 
@@ -42,23 +41,7 @@ async fn ask(client: &async_nats::Client, subject: &str, body: &str) -> anyhow::
 /// Starts provider `provider_ref` as `messaging` on `provider_host` and
 /// waits for it.
 async fn start_messaging(l: &mut TestLattice, provider_host: &str, provider_ref: &str) {
-    let resp = l
-        .ctl
-        .start_provider(&StartProviderCommand {
-            provider_id: "messaging".into(),
-            provider_ref: provider_ref.into(),
-            host_id: provider_host.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert!(resp.success, "{}", resp.message);
-    l.events
-        .wait_for_type(
-            "provider_started",
-            |e| e["data"]["provider_id"] == "messaging",
-            WAIT,
-        )
+    start_provider(l, provider_host, "messaging", provider_ref)
         .await
         .unwrap();
 }

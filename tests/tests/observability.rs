@@ -28,11 +28,10 @@ mod common;
 #[path = "observability/otlp.rs"]
 mod otlp;
 
-use common::{TestLattice, WAIT, expose_http, http_until, scale};
+use common::{TestLattice, WAIT, expose_http, http_until, scale, start_provider};
 use http_body_util::{BodyExt as _, Empty};
 use hyper_util::rt::TokioIo;
 use otlp::{OtlpReceiver, SpanRecord, Transport};
-use trellis_interfaces::ctl::StartProviderCommand;
 use trellis_interfaces::link::Link;
 use trellis_tests::{HostProcess, component_path, eventually};
 
@@ -483,23 +482,8 @@ async fn one_trace_across_a_host_a_provider_and_another_host() {
     let caller = image("system-info-caller");
     scale(&mut l, a.id(), &caller, "caller-a", 2).await.unwrap();
     scale(&mut l, b.id(), &caller, "caller-b", 2).await.unwrap();
-    let resp = l
-        .ctl
-        .start_provider(&StartProviderCommand {
-            provider_id: "system-info".into(),
-            provider_ref: format!("file://{}", provider_binary().display()),
-            host_id: b.id().into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert!(resp.success, "{}", resp.message);
-    l.events
-        .wait_for_type(
-            "provider_started",
-            |e| e["data"]["provider_id"] == "system-info",
-            WAIT,
-        )
+    let provider_ref = format!("file://{}", provider_binary().display());
+    start_provider(&mut l, b.id(), "system-info", &provider_ref)
         .await
         .unwrap();
     for link in [

@@ -98,27 +98,38 @@ pub async fn scale(
 }
 
 /// Starts provider `id` from `image_ref` on `host` and waits for its
-/// `provider_started` event.
+/// `provider_started` event, which it returns.
 pub async fn start_provider(
     l: &mut TestLattice,
     host: &str,
     id: &str,
     image_ref: &str,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<serde_json::Value> {
+    start_provider_with_config(l, host, id, image_ref, &[]).await
+}
+
+/// [`start_provider`] with the provider's named configs.
+pub async fn start_provider_with_config(
+    l: &mut TestLattice,
+    host: &str,
+    id: &str,
+    image_ref: &str,
+    config: &[&str],
+) -> anyhow::Result<serde_json::Value> {
     let resp = l
         .ctl
         .start_provider(&StartProviderCommand {
             provider_id: id.to_string(),
             provider_ref: image_ref.to_string(),
             host_id: host.to_string(),
+            config: config.iter().map(|c| c.to_string()).collect(),
             ..Default::default()
         })
         .await?;
     anyhow::ensure!(resp.success, "provider start rejected: {}", resp.message);
     l.events
         .wait_for_type("provider_started", |e| e["data"]["provider_id"] == id, WAIT)
-        .await?;
-    Ok(())
+        .await
 }
 
 /// Starts the built-in HTTP server on `host` and links it to `component_id`
