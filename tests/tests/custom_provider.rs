@@ -16,32 +16,11 @@
 
 mod common;
 
-use std::path::PathBuf;
-
-use common::{TestLattice, WAIT, expose_http, http_get, http_until, scale, start_provider};
-use trellis_interfaces::link::Link;
+use common::{
+    TestLattice, WAIT, expose_http, http_get, http_until, scale, start_provider, system_info_link,
+    system_info_provider_ref,
+};
 use trellis_tests::component_path;
-
-fn provider_binary() -> PathBuf {
-    trellis_tests::host::workspace_binary(
-        "system-info-provider",
-        "SYSTEM_INFO_PROVIDER_BIN",
-        "system-info-provider",
-    )
-    .unwrap()
-}
-
-fn link(source: &str, target: &str, interface: &str) -> Link {
-    Link {
-        source_id: source.into(),
-        target: target.into(),
-        name: "default".into(),
-        wit_namespace: "trellis".into(),
-        wit_package: "system-info".into(),
-        interfaces: vec![interface.into()],
-        ..Default::default()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn component_and_provider_on_different_hosts_call_each_other_and_survive_a_kill() {
@@ -53,13 +32,13 @@ async fn component_and_provider_on_different_hosts_call_each_other_and_survive_a
         component_path("system-info-caller").unwrap().display()
     );
     scale(&mut l, a.id(), &caller, "caller", 4).await.unwrap();
-    let provider_ref = format!("file://{}", provider_binary().display());
+    let provider_ref = system_info_provider_ref().unwrap();
     start_provider(&mut l, b.id(), "system-info", &provider_ref)
         .await
         .unwrap();
     for l2 in [
-        link("caller", "system-info", "info"),
-        link("system-info", "caller", "invoker"),
+        system_info_link("caller", "system-info", "info"),
+        system_info_link("system-info", "caller", "invoker"),
     ] {
         let resp = l.ctl.put_link(&l2).await.unwrap();
         assert!(resp.success, "{}", resp.message);

@@ -28,7 +28,10 @@ mod common;
 #[path = "observability/otlp.rs"]
 mod otlp;
 
-use common::{TestLattice, WAIT, expose_http, http_until, scale, start_provider};
+use common::{
+    TestLattice, WAIT, expose_http, http_until, scale, start_provider, system_info_link,
+    system_info_provider_ref,
+};
 use http_body_util::{BodyExt as _, Empty};
 use hyper_util::rt::TokioIo;
 use otlp::{OtlpReceiver, SpanRecord, Transport};
@@ -431,27 +434,6 @@ async fn component_logs_arrive_over_otlp_with_their_trace_id() {
     assert_eq!(log.transport, Transport::Http);
 }
 
-fn provider_binary() -> std::path::PathBuf {
-    trellis_tests::host::workspace_binary(
-        "system-info-provider",
-        "SYSTEM_INFO_PROVIDER_BIN",
-        "system-info-provider",
-    )
-    .unwrap()
-}
-
-fn info_link(source: &str, target: &str, interface: &str) -> Link {
-    Link {
-        source_id: source.into(),
-        target: target.into(),
-        name: "default".into(),
-        wit_namespace: "trellis".into(),
-        wit_package: "system-info".into(),
-        interfaces: vec![interface.into()],
-        ..Default::default()
-    }
-}
-
 /// HTTP on host A → `caller-a` → `system-info` (provider process of host B)
 /// → calls back `caller-b` on host B: one trace over three processes, the
 /// last two exporting over gRPC.
@@ -482,13 +464,13 @@ async fn one_trace_across_a_host_a_provider_and_another_host() {
     let caller = image("system-info-caller");
     scale(&mut l, a.id(), &caller, "caller-a", 2).await.unwrap();
     scale(&mut l, b.id(), &caller, "caller-b", 2).await.unwrap();
-    let provider_ref = format!("file://{}", provider_binary().display());
+    let provider_ref = system_info_provider_ref().unwrap();
     start_provider(&mut l, b.id(), "system-info", &provider_ref)
         .await
         .unwrap();
     for link in [
-        info_link("caller-a", "system-info", "info"),
-        info_link("system-info", "caller-b", "invoker"),
+        system_info_link("caller-a", "system-info", "info"),
+        system_info_link("system-info", "caller-b", "invoker"),
     ] {
         let resp = l.ctl.put_link(&link).await.unwrap();
         assert!(resp.success, "{}", resp.message);

@@ -190,3 +190,28 @@ pub async fn http_until(port: u16, path: &str, want_status: u16) -> anyhow::Resu
     })
     .await
 }
+
+/// The SDK's example provider (`examples/providers/system-info`), as a
+/// `file://` reference.
+pub fn system_info_provider_ref() -> anyhow::Result<String> {
+    let binary = trellis_tests::host::workspace_binary(
+        "system-info-provider",
+        "SYSTEM_INFO_PROVIDER_BIN",
+        "system-info-provider",
+    )?;
+    Ok(format!("file://{}", binary.display()))
+}
+
+/// A `trellis:system-info` link (`info`: component → provider; `invoker`:
+/// provider → component) named `default`.
+pub fn system_info_link(source: &str, target: &str, interface: &str) -> Link {
+    Link {
+        source_id: source.into(),
+        target: target.into(),
+        name: "default".into(),
+        wit_namespace: "trellis".into(),
+        wit_package: "system-info".into(),
+        interfaces: vec![interface.into()],
+        ..Default::default()
+    }
+}
