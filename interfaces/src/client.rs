@@ -6,6 +6,7 @@
 //! (`success: false`) becomes [`CtlClientError::Rejected`] carrying the host's message.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -123,13 +124,29 @@ impl CtlClientError {
     }
 }
 
+/// Headers to send with each request, asked for at send time (e.g. the W3C
+/// trace context of the caller's current span); `None`: no headers.
+pub type RequestHeaders = Arc<dyn Fn() -> Option<async_nats::HeaderMap> + Send + Sync>;
+
 /// Control-interface client for one lattice.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct CtlClient {
     nats: async_nats::Client,
     subjects: CtlSubjects,
     timeout: Duration,
     auction_timeout: Duration,
+    headers: Option<RequestHeaders>,
+}
+
+impl std::fmt::Debug for CtlClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CtlClient")
+            .field("subjects", &self.subjects)
+            .field("timeout", &self.timeout)
+            .field("auction_timeout", &self.auction_timeout)
+            .field("headers", &self.headers.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 fn encode<T: Serialize>(what: &'static str, body: &T) -> Result<Bytes, CtlClientError> {
@@ -152,7 +169,21 @@ impl CtlClient {
             subjects: CtlSubjects::new(lattice),
             timeout: DEFAULT_TIMEOUT,
             auction_timeout: DEFAULT_AUCTION_TIMEOUT,
+            headers: None,
         }
+    }
+
+    /// Sends the headers `headers` returns with every request (ping and
+    /// auctions included); used to carry the caller's trace context.
+    #[must_use]
+    pub fn with_request_headers(mut self, headers: RequestHeaders) -> Self {
+        self.headers = Some(headers);
+        self
+    }
+
+    /// The headers to send with one request.
+    fn request_headers(&self) -> Option<async_nats::HeaderMap> {
+        self.headers.as_ref().and_then(|headers| headers())
     }
 
     /// Uses a custom control-subject prefix (`--ctl-topic-prefix`).
@@ -189,9 +220,12 @@ impl CtlClient {
     }
 
     async fn request_raw(&self, subject: String, body: Bytes) -> Result<Bytes, CtlClientError> {
-        let request = async_nats::Request::new()
+        let mut request = async_nats::Request::new()
             .payload(body)
             .timeout(Some(self.timeout));
+        if let Some(headers) = self.request_headers() {
+            request = request.headers(headers);
+        }
         match self.nats.send_request(subject.clone(), request).await {
             Ok(msg) => Ok(msg.payload),
             Err(e) => Err(match e.kind() {
@@ -262,10 +296,19 @@ impl CtlClient {
             .subscribe(inbox.clone())
             .await
             .map_err(|e| nats_err(&e))?;
-        self.nats
-            .publish_with_reply(subject.clone(), inbox, body)
-            .await
-            .map_err(|e| nats_err(&e))?;
+        let sent = match self.request_headers() {
+            Some(headers) => {
+                self.nats
+                    .publish_with_reply_and_headers(subject.clone(), inbox, headers, body)
+                    .await
+            }
+            None => {
+                self.nats
+                    .publish_with_reply(subject.clone(), inbox, body)
+                    .await
+            }
+        };
+        sent.map_err(|e| nats_err(&e))?;
         self.nats.flush().await.map_err(|e| nats_err(&e))?;
         let deadline = tokio::time::Instant::now() + self.auction_timeout;
         let mut replies = Vec::new();
@@ -480,10 +523,15 @@ impl CtlClient {
         let failed = |e: &dyn std::fmt::Display| {
             CtlClientError::Nats(format!("publish on `{subject}` failed: {e}"))
         };
-        self.nats
-            .publish(subject.clone(), body)
-            .await
-            .map_err(|e| failed(&e))?;
+        let sent = match self.request_headers() {
+            Some(headers) => {
+                self.nats
+                    .publish_with_headers(subject.clone(), headers, body)
+                    .await
+            }
+            None => self.nats.publish(subject.clone(), body).await,
+        };
+        sent.map_err(|e| failed(&e))?;
         self.nats.flush().await.map_err(|e| failed(&e))
     }
 

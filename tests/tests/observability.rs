@@ -547,3 +547,97 @@ async fn one_trace_across_a_host_a_provider_and_another_host() {
     .await
     .unwrap();
 }
+
+/// Control requests carry the W3C trace context: a request sent with a
+/// `traceparent` becomes the parent of the host's `ctl.request` span, and
+/// each wadm command (`wadm.command`) is the parent of the `ctl.request` it
+/// causes on the host.
+#[tokio::test(flavor = "multi_thread")]
+async fn control_requests_continue_the_requesters_trace() {
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let l = TestLattice::start().await.unwrap();
+    let host = HostProcess::start(
+        l.host_options()
+            .arg("--enable-observability")
+            .arg("--override-observability-endpoint")
+            .arg(receiver.url())
+            .env("OTEL_BSP_SCHEDULE_DELAY", EXPORT_DELAY_MS),
+    )
+    .await
+    .unwrap();
+
+    // A client whose requests carry a fixed trace context.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent = "00f067aa0ba902b7";
+    let traceparent = format!("00-{trace_id}-{parent}-01");
+    let traced = trellis_interfaces::client::CtlClient::new(l.client.clone(), l.lattice.clone())
+        .with_request_headers(std::sync::Arc::new(move || {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("traceparent", traceparent.as_str());
+            Some(headers)
+        }));
+    traced.get_host_inventory(host.id()).await.unwrap();
+    let spans = trace_of(&receiver, trace_id, 1).await;
+    let ctl = spans.iter().find(|s| s.name == "ctl.request").unwrap();
+    assert_eq!(ctl.parent, parent, "{ctl:?}");
+    assert_eq!(
+        ctl.attr("messaging.destination.name"),
+        format!("wasmbus.ctl.v1.{}.host.get.{}", l.lattice, host.id())
+    );
+    assert_eq!(ctl.service, "trellis-host");
+
+    // wadm's commands: deploy one component and find the host's span of its
+    // scale request under wadm's command span.
+    let _wadm = trellis_tests::WadmProcess::start(
+        &l.nats.url(),
+        &l.lattice,
+        &[
+            "--enable-observability",
+            "--override-observability-endpoint",
+            &receiver.url(),
+        ],
+    )
+    .await
+    .unwrap();
+    let manifest = serde_json::json!({
+        "apiVersion": "core.oam.dev/v1beta1",
+        "kind": "Application",
+        "metadata": {"name": "traced", "annotations": {"version": "v1"}},
+        "spec": {"components": [{
+            "name": "hello",
+            "type": "component",
+            "properties": {"image": image("http-hello"), "id": "hello"},
+            "traits": [{"type": "spreadscaler", "properties": {"instances": 1}}]
+        }]}
+    })
+    .to_string();
+    let api = |op: &str| format!("wadm.api.{}.model.{op}", l.lattice);
+    l.client.request(api("put"), manifest.into()).await.unwrap();
+    l.client
+        .request(format!("{}.traced", api("deploy")), "{}".into())
+        .await
+        .unwrap();
+    let (command, served) = eventually(std::time::Duration::from_secs(30), || async {
+        let spans = receiver.spans();
+        let command = spans
+            .iter()
+            .find(|s| s.name == "wadm.command" && s.attr("wadm.command") == "scale_component")
+            .ok_or_else(|| anyhow::anyhow!("no wadm.command span yet"))?;
+        let served = spans
+            .iter()
+            .find(|s| s.name == "ctl.request" && s.parent == command.span_id)
+            .ok_or_else(|| anyhow::anyhow!("no ctl.request under {command:?}"))?;
+        Ok((command.clone(), served.clone()))
+    })
+    .await
+    .unwrap();
+    assert_eq!(served.trace_id, command.trace_id);
+    assert_eq!(command.service, "wadm");
+    assert_eq!(served.service, "trellis-host");
+    assert!(
+        served
+            .attr("messaging.destination.name")
+            .contains(".component.scale."),
+        "{served:?}"
+    );
+}

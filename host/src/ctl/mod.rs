@@ -15,10 +15,13 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
+use tracing::Instrument as _;
 use trellis_interfaces::ctl::CtlResponse;
 use trellis_interfaces::subject::{CtlOperation, CtlSubjects};
 
 use crate::host::{HostError, HostInner};
+use crate::observability::spans;
+use crate::runtime::state::TraceContext;
 
 /// Why a control request failed; the message goes back in `CtlResponse.message`.
 #[derive(Debug, thiserror::Error)]
@@ -176,19 +179,36 @@ pub(crate) async fn serve(host: Arc<HostInner>) -> Result<(), HostError> {
 
 async fn dispatch(host: Arc<HostInner>, subjects: &CtlSubjects, msg: async_nats::Message) {
     let subject = msg.subject.to_string();
+    let header = |name: &str| {
+        msg.headers
+            .as_ref()
+            .and_then(|h| h.get(name))
+            .map(|v| v.as_str())
+    };
+    let trace = TraceContext::from_headers(header("traceparent"), header("tracestate"));
+    let span = spans::ctl_request(&subject, trace.as_ref());
     let reply = match subjects.parse(&subject) {
         Ok(op) => {
             tracing::debug!(%subject, "control request");
-            match handle(&host, op, &msg.payload).await {
+            match handle(&host, op, &msg.payload)
+                .instrument(span.clone())
+                .await
+            {
                 Ok(reply) => reply,
                 Err(e) => {
                     tracing::warn!(%subject, error = %e, "control request failed");
+                    spans::fail(&span, &e);
                     Reply::error(e.to_string())
                 }
             }
         }
-        Err(_) => Reply::error(CtlError::UnsupportedSubject(subject.clone()).to_string()),
+        Err(_) => {
+            let error = CtlError::UnsupportedSubject(subject.clone());
+            spans::fail(&span, &error);
+            Reply::error(error.to_string())
+        }
     };
+    drop(span);
     let (Some(reply_to), Reply::Respond(body)) = (msg.reply, reply) else {
         return;
     };

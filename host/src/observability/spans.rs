@@ -177,6 +177,26 @@ pub struct ServedCall<'a> {
     pub function: &'a str,
 }
 
+/// One control-interface request (`wasmbus.ctl.…`), a child of the
+/// requester's span when the request carries `traceparent` (wadm's commands
+/// do), else the root of a new trace.
+pub fn ctl_request(subject: &str, trace: Option<&TraceContext>) -> Span {
+    if !traces_enabled() {
+        return Span::none();
+    }
+    let span = tracing::info_span!(
+        target: TARGET,
+        parent: None,
+        "ctl.request",
+        otel.kind = "server",
+        otel.status_code = Empty,
+        otel.status_message = Empty,
+        messaging.destination.name = subject,
+    );
+    adopt(&span, trace);
+    span
+}
+
 /// A call served from the lattice, a child of the caller's `link.call`
 /// span when the message carries `traceparent`.
 pub fn lattice_serve(call: ServedCall<'_>, trace: Option<&TraceContext>) -> Span {

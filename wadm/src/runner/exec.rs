@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 use trellis_interfaces::client::CtlClient;
 
 use super::worker::{Fetch, Input};
@@ -73,8 +74,56 @@ pub(crate) async fn fetch(ctl: CtlClient, what: Fetch, start: Instant, tx: mpsc:
 /// Sends one command; a failure (no host answered, a timeout, or `success: false`)
 /// is reported so the command stops counting as in flight.
 pub(crate) async fn execute(ctl: CtlClient, command: Command, tx: mpsc::Sender<Input>) {
-    let result = send(&ctl, &command).await;
+    let span = command_span(&command);
+    let result = send(&ctl, &command).instrument(span.clone()).await;
+    if let Err(error) = &result {
+        span.record("otel.status_code", "ERROR");
+        span.record("otel.status_message", error.as_str());
+    }
+    drop(span);
     let _ = tx.send(Input::Executed { command, result }).await;
+}
+
+/// The span of one command, the parent of the host's `ctl.request` span
+/// (its context travels in the request's `traceparent`); none while traces
+/// are off.
+fn command_span(command: &Command) -> tracing::Span {
+    if !trellis_observability::traces_enabled() {
+        return tracing::Span::none();
+    }
+    let kind = match command {
+        Command::ScaleComponent(_) => "scale_component",
+        Command::StartProvider(_) => "start_provider",
+        Command::StopProvider(_) => "stop_provider",
+        Command::PutLink(_) => "put_link",
+        Command::DeleteLink(_) => "delete_link",
+        Command::PutConfig(_) => "put_config",
+        Command::DeleteConfig(_) => "delete_config",
+    };
+    tracing::info_span!(
+        target: trellis_observability::SPAN_TARGET,
+        parent: None,
+        "wadm.command",
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        otel.status_message = tracing::field::Empty,
+        wadm.command = kind,
+    )
+}
+
+/// The W3C trace context of the current span as request headers (the
+/// control client asks for them at send time).
+pub(crate) fn trace_headers() -> Option<async_nats::HeaderMap> {
+    let w3c = trellis_observability::propagation::of_span(&tracing::Span::current())?;
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(
+        trellis_observability::propagation::TRACEPARENT,
+        w3c.traceparent.as_str(),
+    );
+    if let Some(state) = &w3c.tracestate {
+        headers.insert("tracestate", state.as_str());
+    }
+    Some(headers)
 }
 
 async fn send(ctl: &CtlClient, command: &Command) -> Result<(), String> {

@@ -171,7 +171,8 @@ pub(crate) fn spawn(
     let (tx, rx) = mpsc::channel(4096);
     let ctl = CtlClient::new(nats.clone(), lattice.clone())
         .with_timeout(config.ctl_timeout)
-        .with_auction_timeout(config.discover_timeout);
+        .with_auction_timeout(config.discover_timeout)
+        .with_request_headers(std::sync::Arc::new(super::exec::trace_headers));
     let start = Instant::now();
     let worker = Worker {
         lattice,
