@@ -48,6 +48,7 @@ for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:8000/" >/dev/null 2>&1 && 
 echo
 echo "Trellis is up. Try:"
 echo "  curl http://127.0.0.1:8000/"
-echo "  target/release/wash app status http-hello"
-echo "  target/release/wash get hosts"
+SHOWN_WASH=${WASH#"$ROOT"/}
+echo "  $SHOWN_WASH app status http-hello"
+echo "  $SHOWN_WASH get hosts"
 echo "Stop it with: bash scripts/demo.sh stop"
