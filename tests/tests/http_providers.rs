@@ -114,21 +114,13 @@ async fn get(port: u16, path: &str) -> String {
     body
 }
 
-/// kv-counter on host A (built-in keyvalue), the http-server provider process
-/// on host B: every request crosses the lattice as wrpc:http.
-#[tokio::test(flavor = "multi_thread")]
-async fn kv_counter_through_the_http_server_provider_on_another_host() {
-    let mut l = TestLattice::start().await.unwrap();
-    let a = l.host().await.unwrap();
-    let b = l.host().await.unwrap();
-    scale(&mut l, a.id(), &image("kv-counter"), "counter", 8)
-        .await
-        .unwrap();
-    start_provider(&mut l, a.id(), "kv", "builtin://keyvalue-memory")
+/// `builtin://keyvalue-memory` as `kv` on `host`, linked from `counter`.
+async fn counter_on_memory_kv(l: &mut TestLattice, host: &str) {
+    start_provider(l, host, "kv", "builtin://keyvalue-memory")
         .await
         .unwrap();
     put_link(
-        &l,
+        l,
         Link {
             source_id: "counter".into(),
             target: "kv".into(),
@@ -140,6 +132,19 @@ async fn kv_counter_through_the_http_server_provider_on_another_host() {
         },
     )
     .await;
+}
+
+/// kv-counter on host A (built-in keyvalue), the http-server provider process
+/// on host B: every request crosses the lattice as wrpc:http.
+#[tokio::test(flavor = "multi_thread")]
+async fn kv_counter_through_the_http_server_provider_on_another_host() {
+    let mut l = TestLattice::start().await.unwrap();
+    let a = l.host().await.unwrap();
+    let b = l.host().await.unwrap();
+    scale(&mut l, a.id(), &image("kv-counter"), "counter", 8)
+        .await
+        .unwrap();
+    counter_on_memory_kv(&mut l, a.id()).await;
     let server = provider_ref("http-server-provider", "HTTP_SERVER_PROVIDER_BIN");
     start_provider(&mut l, b.id(), "httpserver", &server)
         .await
@@ -231,22 +236,7 @@ async fn the_http_server_provider_routes_by_path_and_by_host() {
     scale(&mut l, a.id(), &image("kv-counter"), "counter", 2)
         .await
         .unwrap();
-    start_provider(&mut l, a.id(), "kv", "builtin://keyvalue-memory")
-        .await
-        .unwrap();
-    put_link(
-        &l,
-        Link {
-            source_id: "counter".into(),
-            target: "kv".into(),
-            name: "default".into(),
-            wit_namespace: "wasi".into(),
-            wit_package: "keyvalue".into(),
-            interfaces: vec!["store".into(), "atomics".into()],
-            ..Default::default()
-        },
-    )
-    .await;
+    counter_on_memory_kv(&mut l, a.id()).await;
     let server = provider_ref("http-server-provider", "HTTP_SERVER_PROVIDER_BIN");
 
     // Path mode: `/` to the counter, `/hello` (and below) to http-hello.
