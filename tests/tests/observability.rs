@@ -59,18 +59,23 @@ fn pong_link(target: &str, name: &str) -> Link {
     }
 }
 
+/// Options of a host exporting everything to `receiver` over OTLP/HTTP (by
+/// flags), with a short span-export delay.
+fn exporting_to(l: &TestLattice, receiver: &OtlpReceiver) -> trellis_tests::HostOptions {
+    l.host_options()
+        .arg("--enable-observability")
+        .arg("--override-observability-endpoint")
+        .arg(receiver.url())
+        .env("OTEL_BSP_SCHEDULE_DELAY", EXPORT_DELAY_MS)
+}
+
 /// Host A (flags) and host B (environment), both exporting to `receiver`.
 async fn traced_hosts(
     l: &TestLattice,
     receiver: &OtlpReceiver,
 ) -> anyhow::Result<(HostProcess, HostProcess)> {
     let a = HostProcess::start(
-        l.host_options()
-            .arg("--enable-observability")
-            .arg("--override-observability-endpoint")
-            .arg(receiver.url())
-            .env("OTEL_BSP_SCHEDULE_DELAY", EXPORT_DELAY_MS)
-            .env("OTEL_METRIC_EXPORT_INTERVAL", METRIC_INTERVAL_MS),
+        exporting_to(l, receiver).env("OTEL_METRIC_EXPORT_INTERVAL", METRIC_INTERVAL_MS),
     )
     .await?;
     let b = HostProcess::start(
@@ -386,12 +391,7 @@ async fn component_logs_arrive_over_otlp_with_their_trace_id() {
     let receiver = OtlpReceiver::start().await.unwrap();
     let mut l = TestLattice::start().await.unwrap();
     let host = HostProcess::start(
-        l.host_options()
-            .arg("--enable-observability")
-            .arg("--override-observability-endpoint")
-            .arg(receiver.url())
-            .env("OTEL_BSP_SCHEDULE_DELAY", EXPORT_DELAY_MS)
-            .env("OTEL_BLRP_SCHEDULE_DELAY", EXPORT_DELAY_MS),
+        exporting_to(&l, &receiver).env("OTEL_BLRP_SCHEDULE_DELAY", EXPORT_DELAY_MS),
     )
     .await
     .unwrap();
@@ -441,15 +441,9 @@ async fn component_logs_arrive_over_otlp_with_their_trace_id() {
 async fn one_trace_across_a_host_a_provider_and_another_host() {
     let receiver = OtlpReceiver::start().await.unwrap();
     let mut l = TestLattice::start().await.unwrap();
-    let a = HostProcess::start(
-        l.host_options()
-            .arg("--enable-observability")
-            .arg("--override-observability-endpoint")
-            .arg(receiver.url())
-            .env("OTEL_BSP_SCHEDULE_DELAY", EXPORT_DELAY_MS),
-    )
-    .await
-    .unwrap();
+    let a = HostProcess::start(exporting_to(&l, &receiver))
+        .await
+        .unwrap();
     let b = HostProcess::start(
         l.host_options()
             .arg("--enable-observability")
@@ -556,15 +550,9 @@ async fn one_trace_across_a_host_a_provider_and_another_host() {
 async fn control_requests_continue_the_requesters_trace() {
     let receiver = OtlpReceiver::start().await.unwrap();
     let l = TestLattice::start().await.unwrap();
-    let host = HostProcess::start(
-        l.host_options()
-            .arg("--enable-observability")
-            .arg("--override-observability-endpoint")
-            .arg(receiver.url())
-            .env("OTEL_BSP_SCHEDULE_DELAY", EXPORT_DELAY_MS),
-    )
-    .await
-    .unwrap();
+    let host = HostProcess::start(exporting_to(&l, &receiver))
+        .await
+        .unwrap();
 
     // A client whose requests carry a fixed trace context.
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
