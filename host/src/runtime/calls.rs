@@ -2,6 +2,7 @@
 //! component on this host (the in-process fast path: plain [`Val`]s, no
 //! encoding) and from the lattice (wRPC-encoded, through `trellis-wrpc`).
 
+use std::future::Future;
 use std::time::Duration;
 
 use tracing::Instrument as _;
@@ -34,19 +35,34 @@ impl RunningComponent {
     /// own types (record fields and cases by name).
     pub async fn call_local(
         &self,
-        mut scope: CallScope,
+        scope: CallScope,
         instance: &str,
         func: &str,
         params: &[Val],
         results: &mut [Val],
     ) -> Result<(), InvokeError> {
+        self.observed(scope, instance, func, |scope| {
+            self.call_local_in(scope, instance, func, params, results)
+        })
+        .await
+    }
+
+    /// Runs `call` under this invocation's `component.invoke` span (handed
+    /// to it in the scope) and counts it in the invocation metrics.
+    async fn observed<F>(
+        &self,
+        mut scope: CallScope,
+        instance: &str,
+        func: &str,
+        call: impl FnOnce(CallScope) -> F,
+    ) -> Result<(), InvokeError>
+    where
+        F: Future<Output = Result<(), InvokeError>>,
+    {
         let span = spans::invoke(&scope.span, &self.id, instance, func);
         scope.span = span.clone();
         let metrics = InvocationMetrics::start(&self.id, self.image_ref(), instance, func);
-        let result = self
-            .call_local_in(scope, instance, func, params, results)
-            .instrument(span.clone())
-            .await;
+        let result = call(scope).instrument(span.clone()).await;
         if let Err(e) = &result {
             spans::fail(&span, e);
         }
@@ -79,16 +95,13 @@ impl RunningComponent {
     /// permits. Results are dropped.
     pub async fn call_with(
         &self,
-        mut scope: CallScope,
+        scope: CallScope,
         instance: &str,
         func: &str,
         params: impl FnOnce(&mut wasmtime::Store<super::InvocationState>) -> wasmtime::Result<Vec<Val>>
         + Send,
     ) -> Result<(), InvokeError> {
-        let span = spans::invoke(&scope.span, &self.id, instance, func);
-        scope.span = span.clone();
-        let metrics = InvocationMetrics::start(&self.id, self.image_ref(), instance, func);
-        let result = async {
+        self.observed(scope, instance, func, |scope| async move {
             let mut local = self.prepare_local(scope, instance, func).await?;
             let call = async {
                 let f = self
@@ -99,14 +112,8 @@ impl RunningComponent {
                 f.call_async(&mut local.store, &params, &mut results).await
             };
             self.finish_local(tokio::time::timeout(local.budget, call).await, local.budget)
-        }
-        .instrument(span.clone())
-        .await;
-        if let Err(e) = &result {
-            spans::fail(&span, e);
-        }
-        metrics.finish(result.is_ok());
-        result
+        })
+        .await
     }
 
     /// Everything a local call needs before it runs: the export, the budget
