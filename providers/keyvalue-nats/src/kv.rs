@@ -5,11 +5,9 @@ use bytes::Bytes;
 use futures::{StreamExt as _, TryStreamExt as _};
 use trellis_keyvalue_provider::{Bucket as KeyValueBucket, KeyPage};
 
-/// How many times an increment re-reads and retries when another writer
-/// changed the key between its read and its compare-and-set. Each retry is
-/// one round trip; 64 covers heavy contention on one key without looping
-/// forever.
-pub const MAX_INCREMENT_ATTEMPTS: usize = 64;
+use std::sync::Arc;
+
+use trellis_nats_counter::{Counters, IncrementError, MAX_ATTEMPTS as MAX_INCREMENT_ATTEMPTS};
 
 /// A failed operation on a bucket; the message goes back to the caller.
 #[derive(Debug, thiserror::Error)]
@@ -53,17 +51,22 @@ pub enum KvError {
     },
 }
 
-/// An opened bucket.
+/// An opened bucket and its counters (see [`Counters`]).
 #[derive(Clone, Debug)]
 pub struct Bucket {
     store: kv::Store,
+    counters: Arc<Counters>,
     page_size: usize,
 }
 
 impl Bucket {
     /// Wraps an opened store; `page_size` keys per `list-keys` page.
     pub fn new(store: kv::Store, page_size: usize) -> Self {
-        Self { store, page_size }
+        Self {
+            counters: Counters::new(store.clone()),
+            store,
+            page_size,
+        }
     }
 
     fn error(&self, op: &'static str, key: &str, e: impl std::fmt::Display) -> KvError {
@@ -89,6 +92,7 @@ impl KeyValueBucket for Bucket {
 
     /// Writes `value` at `key`.
     async fn set(&self, key: &str, value: Bytes) -> Result<(), KvError> {
+        self.counters.forget(key);
         self.store
             .put(key, value)
             .await
@@ -98,6 +102,7 @@ impl KeyValueBucket for Bucket {
 
     /// Removes `key` and its history (a purge, as wasmCloud's provider does).
     async fn delete(&self, key: &str) -> Result<(), KvError> {
+        self.counters.forget(key);
         self.store
             .purge(key)
             .await
@@ -133,49 +138,30 @@ impl KeyValueBucket for Bucket {
     }
 
     /// Adds `delta` to the decimal counter at `key` (absent counts as 0) and
-    /// returns the new value. A compare-and-set on the entry's revision, so
+    /// returns the new value: a compare-and-set on the entry's revision, so
     /// concurrent increments from any number of callers or provider
-    /// instances never lose one.
+    /// instances never lose one; one round trip when the key's revision is
+    /// remembered (see [`Counters`]).
     async fn increment(&self, key: &str, delta: u64) -> Result<u64, KvError> {
-        for _ in 0..MAX_INCREMENT_ATTEMPTS {
-            let entry = self
-                .store
-                .entry(key)
-                .await
-                .map_err(|e| self.error("get", key, e))?;
-            let live = entry.filter(|e| e.operation == kv::Operation::Put);
-            let (current, revision) = match &live {
-                Some(entry) => (parse_counter(key, &entry.value)?, Some(entry.revision)),
-                None => (0, None),
-            };
-            let next = current
-                .checked_add(delta)
-                .ok_or_else(|| KvError::Overflow {
+        self.counters
+            .increment(key, delta)
+            .await
+            .map_err(|e| match e {
+                IncrementError::NotACounter { value } => KvError::NotACounter {
+                    key: key.to_string(),
+                    value,
+                },
+                IncrementError::Overflow { current, delta } => KvError::Overflow {
                     key: key.to_string(),
                     current,
                     delta,
-                })?;
-            let bytes = Bytes::from(next.to_string());
-            let written = match revision {
-                Some(revision) => match self.store.update(key, bytes, revision).await {
-                    Ok(_) => true,
-                    Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => false,
-                    Err(e) => return Err(self.error("update", key, e)),
                 },
-                // `create` also succeeds over a deleted or purged entry.
-                None => match self.store.create(key, bytes).await {
-                    Ok(_) => true,
-                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => false,
-                    Err(e) => return Err(self.error("create", key, e)),
+                IncrementError::Contended => KvError::Contended {
+                    key: key.to_string(),
                 },
-            };
-            if written {
-                return Ok(next);
-            }
-        }
-        Err(KvError::Contended {
-            key: key.to_string(),
-        })
+                IncrementError::Backend { op, message } => self.error(op, key, message),
+                other => self.error("increment", key, other),
+            })
     }
 
     /// The values of `keys`, `None` for absent ones, in the order asked.
@@ -212,34 +198,3 @@ impl KeyValueBucket for Bucket {
 /// Requests of one batch call in flight at once: enough to hide round-trip
 /// latency, few enough not to flood JetStream from one call.
 pub const BATCH_CONCURRENCY: usize = 32;
-
-/// The counter in `value`: a decimal `u64` (what `increment` writes, and what
-/// a component that stores `n.to_string()` writes). Empty counts as 0.
-fn parse_counter(key: &str, value: &[u8]) -> Result<u64, KvError> {
-    let text = std::str::from_utf8(value).unwrap_or("").trim();
-    if value.is_empty() {
-        return Ok(0);
-    }
-    text.parse().map_err(|_| KvError::NotACounter {
-        key: key.to_string(),
-        value: String::from_utf8_lossy(value).into_owned(),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counters_parse() {
-        assert_eq!(parse_counter("k", b"").unwrap(), 0);
-        assert_eq!(parse_counter("k", b"42").unwrap(), 42);
-        assert_eq!(parse_counter("k", b" 7\n").unwrap(), 7);
-        let error = parse_counter("k", b"hello").unwrap_err();
-        assert!(
-            error.to_string().contains("not a decimal counter"),
-            "{error}"
-        );
-        assert!(parse_counter("k", b"-1").is_err());
-    }
-}

@@ -250,8 +250,8 @@ pub struct Bucket {
 #[derive(Clone)]
 enum Backend {
     Memory(Arc<memory::MemoryBucket>),
-    /// Boxed: a JetStream KV handle is ~1.5 KiB.
-    Nats(Arc<async_nats::jetstream::kv::Store>),
+    /// Shared: the bucket's handle (~1.5 KiB) and its remembered counters.
+    Nats(Arc<trellis_nats_counter::Counters>),
     Remote(remote::RemoteBucket),
 }
 
@@ -282,7 +282,7 @@ impl Bucket {
     async fn get(&self, key: String) -> Result<Option<Vec<u8>>, Error> {
         match &self.backend {
             Backend::Memory(b) => Ok(b.get(&key)),
-            Backend::Nats(s) => nats::get(s, &key).await.map_err(|e| self.fail(e)),
+            Backend::Nats(s) => nats::get(s.store(), &key).await.map_err(|e| self.fail(e)),
             Backend::Remote(r) => r.get(&self.label, key).await.map_err(|e| self.fail(e)),
         }
     }
@@ -315,7 +315,9 @@ impl Bucket {
     async fn exists(&self, key: String) -> Result<bool, Error> {
         match &self.backend {
             Backend::Memory(b) => Ok(b.exists(&key)),
-            Backend::Nats(s) => nats::exists(s, &key).await.map_err(|e| self.fail(e)),
+            Backend::Nats(s) => nats::exists(s.store(), &key)
+                .await
+                .map_err(|e| self.fail(e)),
             Backend::Remote(r) => r.exists(&self.label, key).await.map_err(|e| self.fail(e)),
         }
     }
@@ -323,7 +325,9 @@ impl Bucket {
     async fn list_keys(&self, cursor: Option<u64>) -> Result<KeyPage, Error> {
         match &self.backend {
             Backend::Memory(b) => Ok(b.list_keys(cursor)),
-            Backend::Nats(s) => nats::list_keys(s, cursor).await.map_err(|e| self.fail(e)),
+            Backend::Nats(s) => nats::list_keys(s.store(), cursor)
+                .await
+                .map_err(|e| self.fail(e)),
             Backend::Remote(r) => r
                 .list_keys(&self.label, cursor)
                 .await

@@ -1,20 +1,18 @@
 //! `builtin://keyvalue-nats`: JetStream key-value buckets on the host's own
 //! NATS connection, configured by the link's target config exactly as
 //! wasmCloud's keyvalue-nats provider (`bucket`, `enable_bucket_auto_create`,
-//! `js_domain`). Bucket handles are opened once and cached.
+//! `js_domain`). Bucket handles are opened once and cached, each with its
+//! [`Counters`] (`atomics.increment`: one compare-and-set on a remembered
+//! revision, concurrent increments of a key combined).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use async_nats::jetstream::kv;
 use futures::TryStreamExt as _;
+use trellis_nats_counter::{Counters, IncrementError};
 
-use super::{BackendError, KeyPage, LIST_KEYS_PAGE, add_delta, parse_counter};
-
-/// How often an increment retries when another writer changed the key between
-/// its read and its compare-and-set. Each retry is one round trip; 64 covers
-/// heavy contention on one key without looping forever.
-pub const MAX_INCREMENT_ATTEMPTS: usize = 64;
+use super::{BackendError, KeyPage, LIST_KEYS_PAGE};
 
 /// Link target config keys (wasmCloud keyvalue-nats).
 const BUCKET_KEY: &str = "bucket";
@@ -64,7 +62,7 @@ type BucketKey = (Option<String>, String);
 /// Opened JetStream KV buckets of one host.
 pub(crate) struct NatsStores {
     nats: async_nats::Client,
-    opened: Mutex<HashMap<BucketKey, Arc<kv::Store>>>,
+    opened: Mutex<HashMap<BucketKey, Arc<Counters>>>,
 }
 
 impl NatsStores {
@@ -76,7 +74,7 @@ impl NatsStores {
     }
 
     /// The bucket `spec` names, opened (or created, when allowed) once.
-    pub async fn open(&self, spec: &NatsBucketSpec) -> Result<Arc<kv::Store>, BackendError> {
+    pub async fn open(&self, spec: &NatsBucketSpec) -> Result<Arc<Counters>, BackendError> {
         let key = (spec.js_domain.clone(), spec.bucket.clone());
         if let Some(store) = self.opened.lock().ok().and_then(|o| o.get(&key).cloned()) {
             return Ok(store);
@@ -120,7 +118,7 @@ impl NatsStores {
                 )));
             }
         };
-        let store = Arc::new(store);
+        let store = Counters::new(store);
         if let Ok(mut opened) = self.opened.lock() {
             opened.insert(key, store.clone());
         }
@@ -145,16 +143,27 @@ pub(crate) async fn get(store: &kv::Store, key: &str) -> Result<Option<Vec<u8>>,
     Ok(value.map(|v| v.to_vec()))
 }
 
-pub(crate) async fn set(store: &kv::Store, key: &str, value: Vec<u8>) -> Result<(), BackendError> {
-    store
+pub(crate) async fn set(
+    counters: &Counters,
+    key: &str,
+    value: Vec<u8>,
+) -> Result<(), BackendError> {
+    counters.forget(key);
+    counters
+        .store()
         .put(key, value.into())
         .await
         .map_err(|e| backend("put", e))?;
     Ok(())
 }
 
-pub(crate) async fn delete(store: &kv::Store, key: &str) -> Result<(), BackendError> {
-    store.delete(key).await.map_err(|e| backend("delete", e))
+pub(crate) async fn delete(counters: &Counters, key: &str) -> Result<(), BackendError> {
+    counters.forget(key);
+    counters
+        .store()
+        .delete(key)
+        .await
+        .map_err(|e| backend("delete", e))
 }
 
 pub(crate) async fn exists(store: &kv::Store, key: &str) -> Result<bool, BackendError> {
@@ -186,41 +195,25 @@ pub(crate) async fn list_keys(
     Ok(KeyPage { keys: page, cursor })
 }
 
-/// Adds `delta` with compare-and-set on the entry's revision, so concurrent
-/// increments from any number of hosts never lose one.
+/// Adds `delta` (see [`Counters`]): concurrent increments from any number
+/// of hosts never lose one.
 pub(crate) async fn increment(
-    store: &kv::Store,
+    counters: &Arc<Counters>,
     key: &str,
     delta: u64,
 ) -> Result<u64, BackendError> {
-    for _ in 0..MAX_INCREMENT_ATTEMPTS {
-        let entry = store.entry(key).await.map_err(|e| backend("get", e))?;
-        let live = entry.filter(|e| e.operation == kv::Operation::Put);
-        let (current, revision) = match &live {
-            Some(e) => (parse_counter(key, &e.value)?, Some(e.revision)),
-            None => (0, None),
-        };
-        let next = add_delta(key, current, delta)?;
-        let bytes = next.to_string().into_bytes();
-        let written = match revision {
-            Some(rev) => match store.update(key, bytes.into(), rev).await {
-                Ok(_) => true,
-                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => false,
-                Err(e) => return Err(backend("update", e)),
-            },
-            None => match store.create(key, bytes.into()).await {
-                Ok(_) => true,
-                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => false,
-                Err(e) => return Err(backend("create", e)),
-            },
-        };
-        if written {
-            return Ok(next);
-        }
-    }
-    Err(BackendError::Backend(format!(
-        "increment of `{key}` lost the race {MAX_INCREMENT_ATTEMPTS} times in a row; retry"
-    )))
+    counters.increment(key, delta).await.map_err(|e| match e {
+        IncrementError::NotACounter { .. } => BackendError::NotACounter { key: key.into() },
+        IncrementError::Overflow { delta, .. } => BackendError::Overflow {
+            key: key.into(),
+            delta,
+        },
+        IncrementError::Contended => BackendError::Backend(format!(
+            "increment of `{key}` lost the race {} times in a row; retry",
+            trellis_nats_counter::MAX_ATTEMPTS
+        )),
+        other => BackendError::Backend(other.to_string()),
+    })
 }
 
 #[cfg(test)]
