@@ -431,3 +431,147 @@ async fn fetch_through_the_http_client_provider_on_another_host() {
         "{body}"
     );
 }
+
+/// A request body over `max_request_body_bytes` is refused with 413 by the
+/// built-in server and by the provider process alike, whether its length
+/// is declared or it arrives chunked, and nothing of it is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn bodies_over_the_limit_get_413_and_nothing_is_stored() {
+    let mut l = TestLattice::start().await.unwrap();
+    let a = l.host().await.unwrap();
+    let b = l.host().await.unwrap();
+    let root = tempfile::tempdir().unwrap();
+    scale(&mut l, a.id(), &image("blobby"), "blobby", 2)
+        .await
+        .unwrap();
+    start_provider(&mut l, a.id(), "blobstore", "builtin://blobstore-fs")
+        .await
+        .unwrap();
+    put_config(
+        &l,
+        "blobby-root",
+        &[("ROOT", &root.path().display().to_string())],
+    )
+    .await;
+    put_link(
+        &l,
+        Link {
+            source_id: "blobby".into(),
+            target: "blobstore".into(),
+            name: "default".into(),
+            wit_namespace: "wasi".into(),
+            wit_package: "blobstore".into(),
+            interfaces: vec!["blobstore".into()],
+            target_config: vec!["blobby-root".into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    put_config(&l, "limited", &[("max_request_body_bytes", "1024")]).await;
+    let builtin_port = free_port();
+    let provider_port = free_port();
+    start_provider_with_config(
+        &mut l,
+        a.id(),
+        "builtin-http",
+        "builtin://http-server",
+        &["limited"],
+    )
+    .await
+    .unwrap();
+    let server = provider_ref("http-server-provider", "HTTP_SERVER_PROVIDER_BIN");
+    start_provider_with_config(&mut l, b.id(), "provider-http", &server, &["limited"])
+        .await
+        .unwrap();
+    for (server, port) in [
+        ("builtin-http", builtin_port),
+        ("provider-http", provider_port),
+    ] {
+        let config = format!("{server}-address");
+        put_config(&l, &config, &[("address", &format!("127.0.0.1:{port}"))]).await;
+        put_link(&l, serve_link(server, "blobby", &config)).await;
+    }
+    for (server, port) in [
+        ("builtin-http", builtin_port),
+        ("provider-http", provider_port),
+    ] {
+        let host = format!("127.0.0.1:{port}");
+        until(port, "/", &host, 200).await;
+        let at_limit = Bytes::from(vec![b'a'; 1024]);
+        let (status, body) = request(port, "PUT", "/fits", &host, at_limit).await;
+        assert_eq!(status, 201, "{server}: {}", String::from_utf8_lossy(&body));
+
+        let over = Bytes::from(vec![b'b'; 2048]);
+        let (status, body) = request(port, "PUT", "/declared", &host, over.clone()).await;
+        let text = String::from_utf8_lossy(&body);
+        assert_eq!(status, 413, "{server}: {text}");
+        assert!(
+            text.contains("limit of 1024 bytes") && text.contains("max_request_body_bytes"),
+            "{server}: {text}"
+        );
+
+        let (status, body) = chunked_put(port, "/chunked", &host, over).await;
+        let text = String::from_utf8_lossy(&body);
+        assert_eq!(status, 413, "{server}: {text}");
+        assert!(text.contains("max_request_body_bytes"), "{server}: {text}");
+
+        for name in ["declared", "chunked"] {
+            let (status, _) = request(port, "GET", &format!("/{name}"), &host, Bytes::new()).await;
+            assert_eq!(status, 404, "{server}: `{name}` must not have been stored");
+        }
+        let (status, body) = request(port, "GET", "/fits", &host, Bytes::new()).await;
+        assert_eq!((status, body.len()), (200, 1024), "{server}");
+    }
+    // The provider path's stalled upload ends at the call's deadline (the
+    // wire has no cancel), and its temporary file goes with it.
+    let root = root.path().to_path_buf();
+    trellis_tests::eventually(WAIT, || {
+        let stored = walk(&root);
+        async move {
+            anyhow::ensure!(stored.len() == 1, "only `fits` may be on disk: {stored:?}");
+            Ok(())
+        }
+    })
+    .await
+    .unwrap();
+}
+
+/// `PUT` with a chunked body (no `content-length`), in 256-byte chunks.
+async fn chunked_put(port: u16, path: &str, host: &str, body: Bytes) -> (u16, Bytes) {
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let chunks: Vec<Result<hyper::body::Frame<Bytes>, std::convert::Infallible>> = body
+        .chunks(256)
+        .map(|c| Ok(hyper::body::Frame::data(Bytes::copy_from_slice(c))))
+        .collect();
+    let req = hyper::Request::builder()
+        .method("PUT")
+        .uri(path)
+        .header("host", host)
+        .body(http_body_util::StreamBody::new(futures::stream::iter(
+            chunks,
+        )))
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.into_body().collect().await.unwrap().to_bytes())
+}
+
+/// Every regular file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path.display().to_string());
+        }
+    }
+    out
+}

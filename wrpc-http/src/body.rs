@@ -12,6 +12,13 @@ use http_body::{Body, Frame};
 use crate::Fields;
 use crate::convert::fields_to_headers;
 
+/// A trailer a Trellis sender adds when its body failed part-way (a client
+/// that went away, a body over the server's limit): `wrpc:http`'s
+/// `stream<u8>` cannot carry an error, so without it the receiver would take
+/// the part that arrived for the whole body. A Trellis receiver turns it
+/// into a body error; other receivers see an ordinary trailer.
+pub const BODY_ERROR_TRAILER: &str = "trellis-body-error";
+
 /// The wire form of a body stream.
 pub type WireStream = Pin<Box<dyn Stream<Item = Bytes> + Send>>;
 /// The wire form of a body's trailers.
@@ -34,9 +41,10 @@ impl WireBody {
     }
 }
 
-/// The trailers received on the wire are not valid HTTP fields.
+/// The body received on the wire failed: its sender's body failed, or the
+/// trailers are not valid HTTP fields.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid trailers received on the wire: {0}")]
+#[error("body received on the wire: {0}")]
 pub struct WireBodyError(#[source] crate::ConvertError);
 
 impl Body for WireBody {
@@ -61,6 +69,11 @@ impl Body for WireBody {
             Poll::Pending => Poll::Pending,
             Poll::Ready(fields) => {
                 self.trailers = None;
+                if let Some(message) = fields.as_ref().and_then(body_error) {
+                    return Poll::Ready(Some(Err(WireBodyError(crate::ConvertError::BodyFailed(
+                        message,
+                    )))));
+                }
                 match fields.map(fields_to_headers) {
                     None => Poll::Ready(None),
                     Some(Ok(headers)) => Poll::Ready(Some(Ok(Frame::trailers(headers)))),
@@ -75,11 +88,25 @@ impl Body for WireBody {
     }
 }
 
+/// The message of a [`BODY_ERROR_TRAILER`] among `fields`.
+fn body_error(fields: &Fields) -> Option<String> {
+    fields
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(BODY_ERROR_TRAILER))
+        .map(|(_, values)| {
+            values
+                .first()
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default()
+        })
+}
+
 /// Splits `body` into its wire parts. The stream yields the data frames as
 /// the body produces them (empty frames are skipped: an empty chunk ends a
 /// stream on the wire); the trailers future resolves once the stream has
-/// ended. A body error ends the stream early — `wrpc:http` has no way to
-/// carry it — and is logged with `what`.
+/// ended. A body error ends the stream early with a [`BODY_ERROR_TRAILER`]
+/// trailer (`wrpc:http` has no other way to carry it) and is logged with
+/// `what`.
 pub fn split_body<B>(body: B, what: &'static str) -> (WireStream, WireTrailers)
 where
     B: Body<Data = Bytes> + Send + 'static,
@@ -128,8 +155,12 @@ where
                     return Poll::Ready(None);
                 }
                 Poll::Ready(Some(Err(e))) => {
-                    tracing::warn!(error = %e, "{} body failed; the body ends here on the wire", self.what);
-                    self.finish(None);
+                    let message = e.to_string();
+                    tracing::warn!(error = %message, "{} body failed; the body ends here on the wire, with a `{BODY_ERROR_TRAILER}` trailer", self.what);
+                    self.finish(Some(vec![(
+                        BODY_ERROR_TRAILER.to_string(),
+                        vec![Bytes::from(message)],
+                    )]));
                     return Poll::Ready(None);
                 }
                 Poll::Ready(Some(Ok(frame))) => frame,
@@ -180,5 +211,24 @@ mod tests {
         let collected = WireBody::new(again, fut).collect().await.unwrap();
         assert_eq!(collected.trailers(), Some(&trailers));
         assert_eq!(collected.to_bytes(), Bytes::from_static(b"hello world"));
+    }
+
+    #[tokio::test]
+    async fn a_failed_body_fails_on_the_other_side_instead_of_ending() {
+        let frames = vec![
+            Ok(Frame::data(Bytes::from_static(b"half"))),
+            Err("the client went away"),
+        ];
+        let body = http_body_util::StreamBody::new(futures::stream::iter(frames));
+        let (stream, trailers) = split_body(body, "test");
+        let chunks: Vec<Bytes> = stream.collect().await;
+        assert_eq!(chunks, vec![Bytes::from_static(b"half")]);
+        let trailers = trailers.await;
+        let received = WireBody::new(
+            Box::pin(futures::stream::iter(chunks)),
+            Box::pin(async move { trailers }),
+        );
+        let error = received.collect().await.unwrap_err().to_string();
+        assert!(error.contains("the client went away"), "{error}");
     }
 }

@@ -26,6 +26,10 @@ pub enum ConvertError {
     /// The status code is not in 100..=999.
     #[error("invalid HTTP status {0}")]
     Status(u16),
+    /// The sender's body failed after some of it was sent (its trailers
+    /// carry [`BODY_ERROR_TRAILER`](crate::BODY_ERROR_TRAILER)).
+    #[error("the sender's body failed: {0}")]
+    BodyFailed(String),
 }
 
 /// Wire fields to a header map (repeated names keep every value).

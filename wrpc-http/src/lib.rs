@@ -4,10 +4,11 @@
 mod body;
 pub mod complete;
 mod convert;
+pub mod limit;
 pub mod listeners;
 pub mod routing;
 
-pub use body::{WireBody, WireBodyError, split_body};
+pub use body::{BODY_ERROR_TRAILER, WireBody, WireBodyError, split_body};
 pub use convert::{
     ConvertError, fields_to_headers, headers_to_fields, request_from_wire, request_to_wire,
     response_from_wire, response_to_wire,

@@ -13,6 +13,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
 
+use crate::limit::{CappedBody, RequestBody, declared_too_large};
 use crate::routing::ListenerRoutes;
 
 /// What a server does with a routed request.
@@ -23,12 +24,17 @@ pub trait RequestHandler: Clone + Send + Sync + 'static {
         + 'static;
 
     /// Answers `req`; `target` is the component its listener's routes chose
-    /// (`None`: no route matches).
+    /// (`None`: no route matches). The body counts against the listener's
+    /// limit ([`crate::limit`]).
     fn handle(
         &self,
         target: Option<String>,
-        req: hyper::Request<hyper::body::Incoming>,
+        req: hyper::Request<RequestBody>,
     ) -> impl Future<Output = hyper::Response<Self::Body>> + Send;
+
+    /// A plain-text answer of the server itself (e.g. 413 for a body over
+    /// the limit).
+    fn plain(&self, status: http::StatusCode, text: String) -> hyper::Response<Self::Body>;
 }
 
 struct Listener {
@@ -147,12 +153,18 @@ async fn accept_loop<H: RequestHandler>(
         let handler = handler.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let target = routes
-                    .read()
-                    .ok()
-                    .and_then(|r| r.route(req.uri().path(), req.headers()).map(str::to_string));
+                let (target, limit) = routes.read().map_or((None, None), |r| {
+                    let target = r.route(req.uri().path(), req.headers()).map(str::to_string);
+                    (target, r.max_request_body)
+                });
                 let handler = handler.clone();
-                async move { Ok::<_, std::convert::Infallible>(handler.handle(target, req).await) }
+                async move {
+                    if let Some(text) = declared_too_large(req.headers(), limit) {
+                        return Ok(handler.plain(http::StatusCode::PAYLOAD_TOO_LARGE, text));
+                    }
+                    let req = req.map(|body| CappedBody::new(body, limit));
+                    Ok::<_, std::convert::Infallible>(handler.handle(target, req).await)
+                }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)

@@ -4,7 +4,8 @@
 //!
 //! Provider config: `routing_mode` = `address` (default) | `path` | `host`,
 //! `default_address` (default [`DEFAULT_ADDRESS`]), `header` (host mode,
-//! default `host`). Link source config: `address` (address mode), `path`
+//! default `host`), `max_request_body_bytes` (no limit by default; see
+//! [`crate::limit`]). Link source config: `address` (address mode), `path`
 //! (path mode, default `/`), `host` (host mode, required).
 
 use std::collections::BTreeMap;
@@ -40,6 +41,8 @@ pub struct ListenerRoutes {
     pub paths: BTreeMap<String, String>,
     /// Host mode: header value → component.
     pub hosts: BTreeMap<String, String>,
+    /// Largest request body accepted, in bytes (`None`: no limit).
+    pub max_request_body: Option<u64>,
 }
 
 impl ListenerRoutes {
@@ -79,6 +82,8 @@ pub struct ServerSettings {
     /// `default_address`: where path and host modes listen, and address
     /// mode when a link names no `address`.
     pub default_address: String,
+    /// `max_request_body_bytes`: largest request body accepted.
+    pub max_request_body: Option<u64>,
 }
 
 impl ServerSettings {
@@ -95,9 +100,21 @@ impl ServerSettings {
         let default_address = get("default_address")
             .cloned()
             .unwrap_or_else(|| DEFAULT_ADDRESS.into());
+        let max_request_body = get(crate::limit::MAX_REQUEST_BODY_KEY).and_then(|text| {
+            let parsed = text.trim().parse::<u64>().ok();
+            if parsed.is_none() {
+                tracing::error!(
+                    key = crate::limit::MAX_REQUEST_BODY_KEY,
+                    value = %text,
+                    "not a number of bytes: the HTTP server runs without a request body limit; set e.g. 1048576"
+                );
+            }
+            parsed
+        });
         Self {
             mode,
             default_address,
+            max_request_body,
         }
     }
 }
@@ -162,6 +179,7 @@ pub fn add_route<'a>(
     };
     let listener = routes.entry(addr).or_insert_with(|| ListenerRoutes {
         mode: settings.mode.clone(),
+        max_request_body: settings.max_request_body,
         ..Default::default()
     });
     match &settings.mode {

@@ -6,7 +6,8 @@
 //! `incoming-handler`) whose `source_config` names a config holding `address`.
 //! Provider config keys (PROTOCOL.md §4.4): `routing_mode` = `address`
 //! (default) | `path` | `host`, `default_address` (default `0.0.0.0:8000`),
-//! `header` (host mode, default `host`); link source config: `address`,
+//! `header` (host mode, default `host`), `max_request_body_bytes` (413 past
+//! it, `trellis_wrpc_http::limit`); link source config: `address`,
 //! `path`, `host`. The rules live in `trellis_wrpc_http::routing`, shared
 //! with the `http-server-provider` process.
 //!
@@ -116,16 +117,20 @@ impl RequestHandler for Ingress {
     async fn handle(
         &self,
         target: Option<String>,
-        req: hyper::Request<hyper::body::Incoming>,
+        req: hyper::Request<trellis_wrpc_http::limit::RequestBody>,
     ) -> hyper::Response<HyperOutgoingBody> {
         handle(req, target, &self.host).await
+    }
+
+    fn plain(&self, status: http::StatusCode, text: String) -> hyper::Response<HyperOutgoingBody> {
+        plain(status, text)
     }
 }
 
 /// Handles one request under its `http.server.request` span (a child of the
 /// request's `traceparent`, if any, else a new trace).
 async fn handle(
-    req: hyper::Request<hyper::body::Incoming>,
+    req: hyper::Request<trellis_wrpc_http::limit::RequestBody>,
     target: Option<String>,
     host: &Weak<HostInner>,
 ) -> hyper::Response<HyperOutgoingBody> {
@@ -143,7 +148,7 @@ async fn handle(
 }
 
 async fn route(
-    req: hyper::Request<hyper::body::Incoming>,
+    req: hyper::Request<trellis_wrpc_http::limit::RequestBody>,
     target: Option<String>,
     host: &Weak<HostInner>,
     span: &tracing::Span,
@@ -160,10 +165,20 @@ async fn route(
             format!("component `{target}` is not running on this host\n"),
         );
     };
-    match component.handle_http_under(req, span).await {
+    let (limit, tripped) = (req.body().limit(), req.body().tripped());
+    let resp = match component.handle_http_under(req, span).await {
         Ok(resp) => resp,
         Err(e) => plain(error_status(&e), format!("{e}\n")),
+    };
+    if tripped.get() {
+        // Whatever the component made of its failed read, the client is told
+        // why.
+        return plain(
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+            trellis_wrpc_http::limit::streamed_too_large(limit),
+        );
     }
+    resp
 }
 
 fn plain(status: http::StatusCode, body: String) -> hyper::Response<HyperOutgoingBody> {

@@ -363,22 +363,27 @@ impl RunningComponent {
 
     /// Handles one HTTP request with `wasi:http/incoming-handler`. The
     /// instance permit is held until the guest returns, including while it
-    /// streams the response body, so draining waits for it.
-    pub async fn handle_http(
-        &self,
-        req: hyper::Request<hyper::body::Incoming>,
-    ) -> Result<hyper::Response<HyperOutgoingBody>, InvokeError> {
-        self.handle_http_under(req, &tracing::Span::none()).await
-    }
-
-    /// [`handle_http`](Self::handle_http) with the invocation's
-    /// `component.invoke` span a child of `parent` (the ingress span).
+    /// streams the response body, so draining waits for it. The invocation's
+    /// `component.invoke` span is a child of `parent` (the ingress span); a
+    /// body over the listener's limit fails the guest's read with
+    /// `HTTP-request-body-size`.
     pub async fn handle_http_under(
         &self,
-        req: hyper::Request<hyper::body::Incoming>,
+        req: hyper::Request<trellis_wrpc_http::limit::RequestBody>,
         parent: &tracing::Span,
     ) -> Result<hyper::Response<HyperOutgoingBody>, InvokeError> {
-        let req = req.map(|body| body.map_err(hyper_request_error).boxed_unsync());
+        use trellis_wrpc_http::limit::CappedError;
+        let req = req.map(|body| {
+            body.map_err(|e| match e {
+                CappedError::TooLarge { limit } => {
+                    wasmtime_wasi_http::p2::bindings::http::types::ErrorCode::HttpRequestBodySize(
+                        Some(limit),
+                    )
+                }
+                CappedError::Body(e) => hyper_request_error(e),
+            })
+            .boxed_unsync()
+        });
         self.handle_http_body(req, parent).await
     }
 

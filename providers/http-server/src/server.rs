@@ -61,7 +61,7 @@ impl RequestHandler for Forward {
     async fn handle(
         &self,
         target: Option<String>,
-        req: hyper::Request<hyper::body::Incoming>,
+        req: hyper::Request<trellis_wrpc_http::limit::RequestBody>,
     ) -> hyper::Response<ResponseBody> {
         let Some(target) = target else {
             return plain(
@@ -70,6 +70,7 @@ impl RequestHandler for Forward {
             );
         };
         let client = self.conn.client_for(&target);
+        let (limit, tripped) = (req.body().limit(), req.body().tripped());
         let request = trellis_wrpc_http::request_to_wire(req);
         let (result, io) = match incoming_handler::handle(&client, None, request).await {
             Ok(answer) => answer,
@@ -93,6 +94,14 @@ impl RequestHandler for Forward {
                 }
             });
         }
+        if tripped.get() {
+            // The component's read failed (the body ended with the
+            // body-error trailer); whatever it answered, the client is told.
+            return plain(
+                http::StatusCode::PAYLOAD_TOO_LARGE,
+                trellis_wrpc_http::limit::streamed_too_large(limit),
+            );
+        }
         match result {
             Ok(response) => match trellis_wrpc_http::response_from_wire(response) {
                 Ok(response) => response.map(|body| body.map_err(Into::into).boxed_unsync()),
@@ -106,6 +115,10 @@ impl RequestHandler for Forward {
                 format!("component `{target}` failed the request: {code:?}\n"),
             ),
         }
+    }
+
+    fn plain(&self, status: http::StatusCode, text: String) -> hyper::Response<ResponseBody> {
+        plain(status, text)
     }
 }
 
