@@ -19,6 +19,11 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 use trellis_provider_sdk::{Connection, LinkConfig, LinkKey, Provider};
 
+/// mimalloc instead of glibc's malloc, as the host: allocation is a large
+/// part of a provider's CPU per call (docs/PERFORMANCE.md, "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The provider: its state is the SDK's link table; link and config changes
 /// wake the listener manager.
 #[derive(Default)]

@@ -19,6 +19,11 @@ use trellis_provider_sdk::Connection;
 use crate::kv::Bucket;
 use crate::links::KvNats;
 
+/// mimalloc instead of glibc's malloc, as the host: allocation is a large
+/// part of a provider's CPU per call (docs/PERFORMANCE.md, "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A call's bucket: its link's, opened on the lattice connection when the
 /// link has no NATS of its own.
 struct NatsBuckets {
