@@ -2,8 +2,8 @@
 //! `wasmcloud-component` crate, against `wasi:keyvalue@0.2.0-draft`. It opens
 //! the bucket `default` (a link's `bucket` config may choose another).
 //!
-//! - `GET /{key}`: `atomics.increment(key, 1)`; answers `{key}: {n}` with
-//!   the value the increment returned (as wasmCloud's counter example).
+//! - `GET /{key}`: `atomics.increment(key, 1)`, then `store.get(key)`;
+//!   answers `{key}: {n}`.
 //! - `DELETE /{key}`: `store.delete`; `GET /_exists/{key}`: `store.exists`.
 //! - `GET /_keys`: every key (`list-keys`, following the cursor), one a line.
 //! - `GET /_batch/set?a=1&b=2`: `batch.set-many`.
@@ -102,8 +102,9 @@ fn route(path: &str, query: &str, delete: bool) -> Result<String, String> {
             Ok(format!("{key}: deleted"))
         }
         _ => {
-            let count = atomics::increment(&bucket, key, 1).map_err(describe)?;
-            Ok(format!("{key}: {count}"))
+            atomics::increment(&bucket, key, 1).map_err(describe)?;
+            let value = bucket.get(key).map_err(describe)?.unwrap_or_default();
+            Ok(format!("{key}: {}", String::from_utf8_lossy(&value)))
         }
     }
 }
