@@ -51,7 +51,10 @@ impl Buckets for NatsBuckets {
     }
 }
 
-#[tokio::main]
+/// One thread: the provider only moves bytes between NATS (and, for the
+/// HTTP server, its listeners); a second worker only added cross-thread
+/// wake-ups (futex) and smaller write batches (docs/PERFORMANCE.md).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     trellis_provider_sdk::run(
         KvNats::default(),
