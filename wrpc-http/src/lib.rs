@@ -41,6 +41,13 @@ pub const INCOMING_HANDLER: &str = "wrpc:http/incoming-handler@0.1.0";
 pub const OUTGOING_HANDLER: &str = "wrpc:http/outgoing-handler@0.1.0";
 /// The function both handlers export.
 pub const HANDLE: &str = "handle";
+/// The nested (async) param paths of both handlers' `handle`: the request
+/// record's body (`0.0`, `stream<u8>`) and trailers (`0.1`,
+/// `future<option<fields>>`). Servers pass them to `serve`; Trellis callers
+/// declare them (`trellis_wrpc::Transport::declare_async_params`) so a
+/// request whose body is empty or small and complete travels whole in one
+/// message.
+pub const REQUEST_PARAM_PATHS: [[Option<usize>; 2]; 2] = [[Some(0), Some(0)], [Some(0), Some(1)]];
 
 /// A plain-text response: what an HTTP server answers itself when no
 /// component does (no route, component unreachable, component failed).

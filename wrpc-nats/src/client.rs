@@ -12,10 +12,11 @@ use async_nats::message::OutboundMessage;
 use async_nats::{HeaderMap, Subject};
 use bytes::{Buf as _, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use crate::demux::{CallGuard, CallSlot, Read, Resolution, Role};
 use crate::error::WrpcError;
+use crate::hold::{Held, Hold};
 use crate::subject::{encode_id, indexed, invocation_subject};
 use crate::timer::Deadline;
 use crate::writer::SubjectWriter;
@@ -48,8 +49,9 @@ impl Client {
         }
     }
 
-    /// Starts one call: registers it, publishes the request and returns the
-    /// two stream halves.
+    /// Starts one call: registers it, publishes the request (or holds it
+    /// when the function's async params were declared, see [`crate::hold`])
+    /// and returns the two stream halves.
     pub(crate) async fn start(
         &self,
         prefix: &str,
@@ -88,7 +90,13 @@ impl Client {
         let max_payload = inner.nats.max_payload();
         let framing_len = headers::FRAMING.len() + b": 1\r\n".len();
         let mut header_len = headers::wire_len(&headers);
-        if params.len() + header_len + framing_len <= max_payload {
+        let fits = params.len() + header_len + framing_len <= max_payload;
+        let held = if fits && !inner.options.nested_inline_wait.is_zero() {
+            inner.async_params.get(instance, func)
+        } else {
+            None
+        };
+        if fits && held.is_none() {
             headers.insert(headers::name(headers::FRAMING), headers::ON);
             header_len += framing_len;
         }
@@ -98,14 +106,25 @@ impl Client {
             ))
         })?;
         let first = params.split_to(room.min(params.len()));
-        // Queued, not awaited: the outbox publishes the requests of every
-        // caller that is ready now in one batch (see `outbox`).
-        inner.outbox.push([OutboundMessage {
+        let request = OutboundMessage {
             subject: subject.clone(),
             payload: first,
             reply: Some(Subject::from(reply)),
             headers: Some(headers),
-        }])?;
+        };
+        if let Some(declared) = held {
+            let hold = Hold::new(Arc::clone(&call), Arc::clone(inner), request, &declared);
+            let mut writer =
+                ParamWriter::new(Arc::clone(&call), Arc::clone(inner), Vec::new(), params);
+            writer.state = WriterState::Held;
+            writer.hold = Some(Arc::clone(&hold));
+            let mut reader = ResultReader::new(call, Vec::new());
+            reader.hold = Some(hold);
+            return Ok((writer, reader));
+        }
+        // Queued, not awaited: the outbox publishes the requests of every
+        // caller that is ready now in one batch (see `outbox`).
+        inner.outbox.push([request])?;
         Ok((
             ParamWriter::new(Arc::clone(&call), Arc::clone(inner), Vec::new(), params),
             ResultReader::new(call, Vec::new()),
@@ -124,8 +143,9 @@ impl wrpc_transport::Invoke for Client {
         instance: &str,
         func: &str,
         params: Bytes,
-        // Every nested path is accepted as it arrives (bounded by the call's
-        // buffer), so the declared paths are not needed up front.
+        // The nested *result* paths (what generated bindings pass): every
+        // nested path is accepted as it arrives (bounded by the call's
+        // buffer), so they are not needed up front.
         _paths: impl AsRef<[P]> + Send,
     ) -> anyhow::Result<(Self::Outgoing, Self::Incoming)>
     where
@@ -176,6 +196,10 @@ impl wrpc_transport::Invoke for TargetClient {
 }
 
 enum WriterState {
+    /// Part of a held request: see `hold`.
+    Held,
+    /// Shut down while held.
+    HeldClosed,
     /// Waiting for the server's first answer; `rest` = params that did not
     /// fit the request.
     Waiting(Bytes),
@@ -196,6 +220,8 @@ pub struct ParamWriter {
     path: Vec<usize>,
     state: WriterState,
     deadline: Deadline,
+    /// The call's hold, while the request is (or was) held.
+    hold: Option<Arc<Hold>>,
 }
 
 impl ParamWriter {
@@ -207,6 +233,14 @@ impl ParamWriter {
             path,
             state: WriterState::Waiting(rest),
             deadline,
+            hold: None,
+        }
+    }
+
+    /// Leaves the held state once the request went out.
+    fn unhold(&mut self) {
+        if matches!(self.state, WriterState::Held) {
+            self.state = WriterState::Waiting(Bytes::new());
         }
     }
 
@@ -227,6 +261,18 @@ impl ParamWriter {
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
             match &mut self.state {
+                WriterState::Held => {
+                    let Some(hold) = &self.hold else {
+                        self.unhold();
+                        continue;
+                    };
+                    match hold.poll_released(cx) {
+                        Poll::Ready(false) => return Poll::Ready(Ok(())),
+                        Poll::Ready(true) => self.unhold(),
+                        Poll::Pending => return self.bounded(cx, Poll::Pending),
+                    }
+                }
+                WriterState::HeldClosed => return Poll::Ready(Ok(())),
                 WriterState::Waiting(_) => {
                     let resolution = self
                         .call
@@ -290,12 +336,32 @@ impl wrpc_transport::Index<ParamWriter> for ParamWriter {
     fn index(&self, path: &[usize]) -> anyhow::Result<ParamWriter> {
         let mut full = self.path.clone();
         full.extend_from_slice(path);
-        Ok(ParamWriter::new(
+        let mut writer = ParamWriter::new(
             Arc::clone(&self.call),
             Arc::clone(&self.inner),
             full,
             Bytes::new(),
-        ))
+        );
+        if let Some(hold) = &self.hold
+            && hold.add_writer()
+        {
+            writer.state = WriterState::Held;
+            writer.hold = Some(Arc::clone(hold));
+        }
+        Ok(writer)
+    }
+}
+
+impl Drop for ParamWriter {
+    fn drop(&mut self) {
+        let shut = match self.state {
+            WriterState::Held => false,
+            WriterState::HeldClosed => true,
+            _ => return,
+        };
+        if let Some(hold) = &self.hold {
+            hold.drop_writer(&self.path, shut);
+        }
     }
 }
 
@@ -306,6 +372,23 @@ impl AsyncWrite for ParamWriter {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
+        match (&this.state, &this.hold) {
+            (WriterState::Held, Some(hold)) => {
+                let poll = hold.poll_write(cx, &this.path, buf);
+                match ready!(this.bounded(cx, poll.map(Ok)))? {
+                    Held::Buffered(n) => return Poll::Ready(Ok(n)),
+                    Held::Closed | Held::Released => this.unhold(),
+                }
+            }
+            (WriterState::HeldClosed, _) if !buf.is_empty() => {
+                return Poll::Ready(Err(WrpcError::Protocol(format!(
+                    "write to a nested parameter of `{}` after its shutdown",
+                    this.call.slot.subject
+                ))
+                .into_io()));
+            }
+            _ => {}
+        }
         ready!(this.poll_ready(cx))?;
         match &mut this.state {
             WriterState::Standard(tx) => {
@@ -327,6 +410,16 @@ impl AsyncWrite for ParamWriter {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if let (WriterState::Held, Some(hold)) = (&this.state, &this.hold) {
+            let poll = hold.poll_shutdown(cx, &this.path);
+            match ready!(this.bounded(cx, poll.map(Ok)))? {
+                Held::Closed => {
+                    this.state = WriterState::HeldClosed;
+                    return Poll::Ready(Ok(()));
+                }
+                Held::Buffered(_) | Held::Released => this.unhold(),
+            }
+        }
         ready!(this.poll_ready(cx))?;
         match &mut this.state {
             WriterState::Standard(tx) => {
@@ -343,6 +436,10 @@ pub struct ResultReader {
     call: Arc<CallGuard>,
     path: Vec<usize>,
     deadline: Deadline,
+    /// The root reader of a held call enforces the hold's window while it
+    /// waits: `hold`'s timer.
+    hold: Option<Arc<Hold>>,
+    window: Option<Pin<Box<Sleep>>>,
 }
 
 impl ResultReader {
@@ -352,6 +449,8 @@ impl ResultReader {
             call,
             path,
             deadline,
+            hold: None,
+            window: None,
         }
     }
 }
@@ -380,7 +479,15 @@ impl AsyncRead for ResultReader {
             Poll::Pending if this.deadline.poll_expired(cx) => {
                 Poll::Ready(Err(this.call.slot.timeout_error().into_io()))
             }
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                if let Some(hold) = &this.hold
+                    && hold.poll_window(cx, &mut this.window)
+                {
+                    this.hold = None;
+                    this.window = None;
+                }
+                Poll::Pending
+            }
         }
     }
 }

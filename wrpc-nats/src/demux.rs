@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use async_nats::message::OutboundMessage;
 use async_nats::{StatusCode, Subject};
 use bytes::Bytes;
 use futures::StreamExt as _;
@@ -19,7 +20,9 @@ use tokio::time::Instant;
 
 use crate::error::{RemoteErrorKind, WrpcError};
 use crate::headers;
-use crate::subject::{decode_id, parse_stream_path};
+use crate::outbox::Outbox;
+use crate::subject::{decode_id, indexed, parse_stream_path};
+use crate::writer::outbound;
 
 /// Number of independently locked shards of the call table.
 const SHARDS: usize = 16;
@@ -35,6 +38,9 @@ pub(crate) struct Counters {
     pub dropped_requests: AtomicU64,
     pub error_replies: AtomicU64,
     pub protocol_errors: AtomicU64,
+    pub inline_nested_calls: AtomicU64,
+    pub held_fallbacks: AtomicU64,
+    pub served_inline_nested: AtomicU64,
 }
 
 impl Counters {
@@ -72,6 +78,15 @@ pub(crate) enum Resolution {
     Standard(Subject),
 }
 
+/// A param stream a held request had sent inline (see [`crate::hold`]), to
+/// send on `{R_s}.params.{path}` if the server answers with the standard
+/// handshake anyway: its bytes, then the end message.
+pub(crate) struct Replay {
+    pub path: Vec<usize>,
+    /// The bytes, cut at `max_payload`.
+    pub chunks: Vec<Bytes>,
+}
+
 /// What the demux did with a message.
 enum Delivery {
     Routed,
@@ -102,6 +117,8 @@ struct SlotState {
     nested: HashMap<Vec<usize>, StreamQueue>,
     waiters: Vec<Waker>,
     buffered: usize,
+    /// Streams to send if the answer is a standard handshake.
+    replay: Vec<Replay>,
 }
 
 impl SlotState {
@@ -154,6 +171,7 @@ impl CallSlot {
                 nested: HashMap::new(),
                 waiters: Vec::new(),
                 buffered: 0,
+                replay: Vec::new(),
             }),
         }
     }
@@ -182,6 +200,16 @@ impl CallSlot {
             take_all_wakers(&mut state)
         };
         wakers.into_iter().for_each(Waker::wake);
+    }
+
+    /// Sets the streams to send after a standard handshake.
+    pub(crate) fn set_replay(&self, replay: Vec<Replay>) {
+        self.lock().replay = replay;
+    }
+
+    /// The server's first answer so far (client slots).
+    pub(crate) fn resolved(&self) -> Resolution {
+        self.lock().resolution.clone()
     }
 
     /// Waits for the server's first answer (client slots).
@@ -239,10 +267,16 @@ impl CallSlot {
 
     /// Routes one message whose subject continued with `rest` after the call
     /// id.
-    fn deliver(&self, rest: &str, message: async_nats::Message, counters: &Counters) -> Delivery {
+    fn deliver(
+        &self,
+        rest: &str,
+        message: async_nats::Message,
+        counters: &Counters,
+        outbox: &Outbox,
+    ) -> Delivery {
         if rest.is_empty() {
             return match self.role {
-                Role::Client => self.deliver_control(message, counters),
+                Role::Client => self.deliver_control(message, counters, outbox),
                 Role::Server => Delivery::Rejected,
             };
         }
@@ -266,7 +300,12 @@ impl CallSlot {
     }
 
     /// Handles the first message on `R_c`: status, compact reply or handshake.
-    fn deliver_control(&self, message: async_nats::Message, counters: &Counters) -> Delivery {
+    fn deliver_control(
+        &self,
+        message: async_nats::Message,
+        counters: &Counters,
+        outbox: &Outbox,
+    ) -> Delivery {
         {
             let state = self.lock();
             if !matches!(state.resolution, Resolution::Pending) || state.failure.is_some() {
@@ -324,6 +363,14 @@ impl CallSlot {
         match message.reply {
             Some(reply) => {
                 Counters::bump(&counters.standard_calls);
+                let replay = std::mem::take(&mut self.lock().replay);
+                if !replay.is_empty() {
+                    let messages = replay_messages(&reply, replay);
+                    if let Err(error) = outbox.push(messages) {
+                        self.fail(error);
+                        return Delivery::Routed;
+                    }
+                }
                 self.resolve(Resolution::Standard(reply));
                 Delivery::Standard
             }
@@ -381,6 +428,20 @@ impl CallSlot {
             waker.wake();
         }
     }
+}
+
+/// The messages of `replay` on `{server}.params.{path}`, each stream ended.
+fn replay_messages(server: &Subject, replay: Vec<Replay>) -> Vec<OutboundMessage> {
+    let base = format!("{server}.params");
+    let mut out = Vec::new();
+    for stream in replay {
+        let subject = Subject::from(indexed(&base, &stream.path));
+        for chunk in stream.chunks {
+            out.push(outbound(&subject, chunk));
+        }
+        out.push(outbound(&subject, Bytes::new()));
+    }
+    out
 }
 
 fn take_all_wakers(state: &mut SlotState) -> Vec<Waker> {
@@ -462,14 +523,21 @@ pub(crate) async fn run(
     inbox_prefix: String,
     table: Arc<CallTable>,
     counters: Arc<Counters>,
+    outbox: Arc<Outbox>,
 ) {
     while let Some(message) = subscription.next().await {
-        route(&inbox_prefix, &table, &counters, message);
+        route(&inbox_prefix, &table, &counters, &outbox, message);
     }
     tracing::debug!(inbox = %inbox_prefix, "wRPC inbox subscription ended");
 }
 
-fn route(inbox_prefix: &str, table: &CallTable, counters: &Counters, message: async_nats::Message) {
+fn route(
+    inbox_prefix: &str,
+    table: &CallTable,
+    counters: &Counters,
+    outbox: &Outbox,
+    message: async_nats::Message,
+) {
     let subject = message.subject.clone();
     let Some(tail) = subject.as_str().strip_prefix(inbox_prefix) else {
         Counters::bump(&counters.protocol_errors);
@@ -480,7 +548,7 @@ fn route(inbox_prefix: &str, table: &CallTable, counters: &Counters, message: as
         Counters::bump(&counters.late_messages);
         return;
     };
-    match slot.deliver(rest, message, counters) {
+    match slot.deliver(rest, message, counters, outbox) {
         Delivery::Routed | Delivery::Compact | Delivery::Standard => {}
         Delivery::Rejected => Counters::bump(&counters.protocol_errors),
     }

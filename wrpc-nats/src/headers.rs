@@ -17,8 +17,13 @@ pub const TRACESTATE: &str = "tracestate";
 /// (relative, because hosts' clocks are not synchronised).
 pub const TIMEOUT_MS: &str = "trellis-timeout-ms";
 /// `1` on a request: the caller accepts a compact reply (all params are in
-/// the first message). `1` on a reply: this is a compact reply.
+/// the first message). `2` on a request: the same, and the nested (async)
+/// params are complete and inline in [`NESTED`] headers. `1` on a reply: this
+/// is a compact reply.
 pub const FRAMING: &str = "trellis-framing";
+/// One value per nested param stream of a `trellis-framing: 2` request:
+/// `{path}:{base64 of the stream's bytes}`, e.g. `0.0:AA==`.
+pub const NESTED: &str = "trellis-nested";
 /// `1` on a compact reply whose results did not fit: the rest follows on
 /// `{reply}.results`, ended by an empty message.
 pub const CONTINUED: &str = "trellis-continued";
@@ -29,6 +34,8 @@ pub const ERROR_MESSAGE: &str = "trellis-error-message";
 
 /// The value of [`FRAMING`] and [`CONTINUED`] when set.
 pub(crate) const ON: &str = "1";
+/// The value of [`FRAMING`] on a request whose nested params are inline.
+pub(crate) const WITH_NESTED: &str = "2";
 
 /// Longest error message put in a header; longer ones are cut.
 pub(crate) const MAX_ERROR_MESSAGE_BYTES: usize = 1024;
@@ -97,6 +104,7 @@ pub(crate) fn known(name: &str) -> Option<async_nats::header::HeaderName> {
         TRACESTATE,
         TIMEOUT_MS,
         FRAMING,
+        NESTED,
         CONTINUED,
         ERROR,
         ERROR_MESSAGE,

@@ -2,9 +2,12 @@
 #![warn(missing_docs)]
 
 mod client;
+mod declared;
 mod demux;
 mod error;
 pub mod headers;
+mod hold;
+mod nested;
 mod outbox;
 mod server;
 mod subject;
@@ -33,6 +36,19 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// enough that a handful of stuck calls cannot exhaust memory.
 pub const DEFAULT_MAX_CALL_BUFFER_BYTES: usize = 64 * 1024 * 1024;
 
+/// Default window a request with async params is held for its nested
+/// params to complete (see [`TransportOptions::nested_inline_wait`]): 5 ms,
+/// the same wait `trellis-wrpc-http` gives a response body. Long enough for
+/// the encoder task `invoke_values` spawns to write an empty or small ready
+/// body and trailers even on a loaded machine, short enough to be noise for
+/// a streaming upload (which it delays by at most that much).
+pub const DEFAULT_NESTED_INLINE_WAIT: Duration = Duration::from_millis(5);
+
+/// Default limit of the nested param bytes sent inline: 32 KiB (about 43 KiB
+/// of base64 header), well below NATS's 1 MiB `max_payload`; bigger bodies
+/// are streams worth the standard protocol.
+pub const DEFAULT_MAX_INLINE_NESTED_BYTES: usize = 32 * 1024;
+
 /// Transport settings.
 #[derive(Clone, Debug)]
 pub struct TransportOptions {
@@ -43,6 +59,15 @@ pub struct TransportOptions {
     /// Most unread bytes one call may buffer before it fails with
     /// [`WrpcError::SlowConsumer`]. See [`DEFAULT_MAX_CALL_BUFFER_BYTES`].
     pub max_call_buffer_bytes: usize,
+    /// How long a call with async params may hold its request back for the
+    /// nested params to complete, so they travel inline (2-message compact
+    /// exchange with a Trellis server). Zero disables holding. See
+    /// [`DEFAULT_NESTED_INLINE_WAIT`].
+    pub nested_inline_wait: Duration,
+    /// Most nested param bytes held for sending inline; beyond, the request
+    /// goes out at once and the rest streams. See
+    /// [`DEFAULT_MAX_INLINE_NESTED_BYTES`].
+    pub max_inline_nested_bytes: usize,
 }
 
 impl Default for TransportOptions {
@@ -50,6 +75,8 @@ impl Default for TransportOptions {
         TransportOptions {
             default_timeout: DEFAULT_TIMEOUT,
             max_call_buffer_bytes: DEFAULT_MAX_CALL_BUFFER_BYTES,
+            nested_inline_wait: DEFAULT_NESTED_INLINE_WAIT,
+            max_inline_nested_bytes: DEFAULT_MAX_INLINE_NESTED_BYTES,
         }
     }
 }
@@ -75,6 +102,15 @@ pub struct TransportStats {
     /// Messages that broke the protocol (unknown stream word, duplicate
     /// answers, bad paths).
     pub protocol_errors: u64,
+    /// Requests sent with their nested (async) params inline
+    /// (`trellis-framing: 2`).
+    pub inline_nested_calls: u64,
+    /// Held requests that went out without their nested params (window
+    /// elapsed, too many bytes, too big a message): the params followed on
+    /// the standard subjects.
+    pub held_fallbacks: u64,
+    /// Calls served compactly from a request with inline nested params.
+    pub served_inline_nested: u64,
 }
 
 pub(crate) struct Inner {
@@ -86,6 +122,8 @@ pub(crate) struct Inner {
     counters: Arc<Counters>,
     /// Coalesced publishing (see [`outbox`]).
     outbox: Arc<outbox::Outbox>,
+    /// Functions whose complete async params may go inline.
+    async_params: declared::DeclaredParams,
     demux: tokio::task::AbortHandle,
 }
 
@@ -121,14 +159,15 @@ impl Transport {
         let inbox_prefix = format!("{inbox}.");
         let table = Arc::new(CallTable::new());
         let counters = Arc::new(Counters::default());
+        let outbox = Arc::new(outbox::Outbox::default());
         let demux = tokio::spawn(demux::run(
             subscription,
             inbox_prefix.clone(),
             Arc::clone(&table),
             Arc::clone(&counters),
+            Arc::clone(&outbox),
         ))
         .abort_handle();
-        let outbox = Arc::new(outbox::Outbox::default());
         tokio::spawn(outbox::pump(Arc::clone(&outbox), nats.clone()));
         Ok(Transport {
             inner: Arc::new(Inner {
@@ -138,6 +177,7 @@ impl Transport {
                 table,
                 counters,
                 outbox,
+                async_params: declared::DeclaredParams::default(),
                 demux,
             }),
         })
@@ -158,6 +198,24 @@ impl Transport {
             prefix: Arc::from(prefix.into()),
             queue_group: queue_group.map(Arc::from),
         }
+    }
+
+    /// Declares the nested (async) param paths of `instance`'s `func` (the
+    /// paths its server passes to `serve`, e.g. `[[Some(0), Some(0)],
+    /// [Some(0), Some(1)]]` for `wrpc:http`'s `handle`), so this transport's
+    /// calls to it hold the request until those params are complete and
+    /// send them inline: a 2-message exchange with a Trellis server when
+    /// they are small and ready (see the crate docs, "Inline nested
+    /// params"). Generated bindings pass `invoke` only the *result* paths,
+    /// hence the declaration. No paths forget a declaration. Returns
+    /// `false` (and holds nothing) when a path has a wildcard.
+    pub fn declare_async_params<P: AsRef<[Option<usize>]>>(
+        &self,
+        instance: &str,
+        func: &str,
+        paths: impl IntoIterator<Item = P>,
+    ) -> bool {
+        self.inner.async_params.declare(instance, func, paths)
     }
 
     /// The NATS connection.
@@ -188,6 +246,9 @@ impl Transport {
             dropped_requests: get(&c.dropped_requests),
             error_replies: get(&c.error_replies),
             protocol_errors: get(&c.protocol_errors),
+            inline_nested_calls: get(&c.inline_nested_calls),
+            held_fallbacks: get(&c.held_fallbacks),
+            served_inline_nested: get(&c.served_inline_nested),
         }
     }
 }

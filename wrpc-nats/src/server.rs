@@ -19,10 +19,11 @@ use tokio::time::Instant;
 
 use crate::demux::{CallGuard, CallSlot, Counters, Read, Role};
 use crate::error::{RemoteErrorKind, WrpcError};
+use crate::nested::NestedParam;
 use crate::subject::{encode_id, indexed, invocation_subject};
 use crate::timer::Deadline;
 use crate::writer::{SubjectWriter, publish_detached};
-use crate::{Inner, headers};
+use crate::{Inner, headers, nested};
 
 /// Message of the error reply sent when a handler drops its call.
 const DROPPED_MESSAGE: &str = "handler dropped the call without results";
@@ -103,20 +104,71 @@ impl wrpc_transport::Serve for Server {
         nats.flush()
             .await
             .with_context(|| format!("failed to flush the subscription to `{subject}`"))?;
-        let async_params = !paths.into().is_empty();
+        let paths: Arc<[Box<[Option<usize>]>]> = paths.into();
         let inner = Arc::clone(&self.inner);
         Ok(subscription.filter_map(move |message| {
             let inner = Arc::clone(&inner);
-            async move { accept(&inner, message, async_params).await.map(Ok) }
+            let paths = Arc::clone(&paths);
+            async move { accept(&inner, message, &paths).await.map(Ok) }
         }))
     }
+}
+
+/// How a request asks to be served.
+enum Framing {
+    Standard,
+    /// All params in the request (`trellis-framing: 1`).
+    Compact,
+    /// All params in the request, nested ones inline (`trellis-framing: 2`).
+    CompactNested(Arc<[NestedParam]>),
+}
+
+/// The framing of a request to a function declaring the nested param
+/// `paths`; `Err` = the inline nested params are malformed or incomplete.
+fn framing(headers: &HeaderMap, paths: &[Box<[Option<usize>]>]) -> Result<Framing, String> {
+    let requested = headers::get(Some(headers), headers::FRAMING);
+    let nested = requested == Some(headers::WITH_NESTED);
+    if !nested && requested != Some(headers::ON) {
+        return Ok(Framing::Standard);
+    }
+    if paths.is_empty() {
+        return Ok(Framing::Compact);
+    }
+    if !nested {
+        return Ok(Framing::Standard);
+    }
+    let values = headers
+        .get_all(headers::name(headers::NESTED))
+        .map(|v| v.as_str());
+    let params = nested::parse(values)?;
+    for path in paths.iter() {
+        // A wildcard path is checked when it is read.
+        let Some(exact) = path.iter().copied().collect::<Option<Vec<usize>>>() else {
+            continue;
+        };
+        if !params.iter().any(|p| p.path == exact) {
+            return Err(format!(
+                "the request lacks the inline nested parameter `{}`",
+                join_path(&exact)
+            ));
+        }
+    }
+    Ok(Framing::CompactNested(params.into()))
+}
+
+fn join_path(path: &[usize]) -> String {
+    let mut text = indexed("", path);
+    if !text.is_empty() {
+        text.remove(0);
+    }
+    text
 }
 
 /// Turns one request into a call, or answers/drops it.
 async fn accept(
     inner: &Arc<Inner>,
     message: async_nats::Message,
-    async_params: bool,
+    paths: &[Box<[Option<usize>]>],
 ) -> Option<(ServeContext, ResultWriter, ParamReader)> {
     let counters = &inner.counters;
     let Some(reply) = message.reply else {
@@ -151,8 +203,18 @@ async fn accept(
         },
     };
     let deadline = Instant::now() + budget;
-    let compact = !async_params
-        && headers::get(Some(&request_headers), headers::FRAMING) == Some(headers::ON);
+    let framing = match framing(&request_headers, paths) {
+        Ok(framing) => framing,
+        Err(text) => {
+            refuse(inner, reply, RemoteErrorKind::Decode, text).await;
+            return None;
+        }
+    };
+    let (compact, nested) = match framing {
+        Framing::Standard => (false, None),
+        Framing::Compact => (true, None),
+        Framing::CompactNested(nested) => (true, Some(nested)),
+    };
     let context = ServeContext {
         subject: message.subject.to_string(),
         headers: request_headers,
@@ -161,6 +223,9 @@ async fn accept(
     };
     if compact {
         Counters::bump(&counters.served_compact);
+        if nested.is_some() {
+            Counters::bump(&counters.served_inline_nested);
+        }
         let shared = ReplyShared::new(inner, reply, true);
         let writer = ResultWriter {
             kind: WriterKind::Compact {
@@ -170,11 +235,13 @@ async fn accept(
             },
             shared,
         };
-        return Some((
-            context,
-            writer,
-            ParamReader(ReaderKind::Compact(message.payload)),
-        ));
+        let reader = ParamReader(ReaderKind::Compact {
+            data: message.payload,
+            nested,
+            path: Vec::new(),
+            missing: false,
+        });
+        return Some((context, writer, reader));
     }
     let slot = Arc::new(CallSlot::new(
         Role::Server,
@@ -474,8 +541,17 @@ impl AsyncWrite for ResultWriter {
 pub struct ParamReader(ReaderKind);
 
 enum ReaderKind {
-    /// Compact call: the request payload is all there is.
-    Compact(Bytes),
+    /// Compact call: the request payload is all there is (`path` empty), or
+    /// the inline bytes of nested param `path`.
+    Compact {
+        data: Bytes,
+        /// The inline nested params (`trellis-framing: 2`).
+        nested: Option<Arc<[NestedParam]>>,
+        path: Vec<usize>,
+        /// A nested path the request did not carry: reading it fails (an
+        /// intermediate path is indexed further, never read).
+        missing: bool,
+    },
     /// Standard call: the request payload, then `{R_s}.params…`.
     Standard {
         first: Bytes,
@@ -488,8 +564,26 @@ enum ReaderKind {
 impl wrpc_transport::Index<ParamReader> for ParamReader {
     fn index(&self, path: &[usize]) -> anyhow::Result<ParamReader> {
         match &self.0 {
-            ReaderKind::Compact(_) => {
+            ReaderKind::Compact { nested: None, .. } => {
                 anyhow::bail!("a compact call carries no async parameters (nested path {path:?})")
+            }
+            ReaderKind::Compact {
+                nested: Some(nested),
+                path: own,
+                ..
+            } => {
+                let mut full = own.clone();
+                full.extend_from_slice(path);
+                let data = nested
+                    .iter()
+                    .find(|p| p.path == full)
+                    .map(|p| p.data.clone());
+                Ok(ParamReader(ReaderKind::Compact {
+                    missing: data.is_none(),
+                    data: data.unwrap_or_default(),
+                    nested: Some(Arc::clone(nested)),
+                    path: full,
+                }))
             }
             ReaderKind::Standard {
                 call, path: own, ..
@@ -519,7 +613,16 @@ impl AsyncRead for ParamReader {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match &mut self.0 {
-            ReaderKind::Compact(data) => {
+            ReaderKind::Compact {
+                missing: true,
+                path,
+                ..
+            } => Poll::Ready(Err(WrpcError::Protocol(format!(
+                "the request carried no inline data for nested parameter `{}`",
+                join_path(path)
+            ))
+            .into_io())),
+            ReaderKind::Compact { data, .. } => {
                 take_into(data, buf);
                 Poll::Ready(Ok(()))
             }

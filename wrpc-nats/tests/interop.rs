@@ -228,7 +228,8 @@ async fn trellis_to_trellis_async_values_use_the_standard_handshake_body() {
     exercise_values(&client, || None).await;
     exercise_async(&client, || None).await;
     let stats = transport.stats();
-    // `sum-stream` has an async param: standard; the others are compact
+    // `sum-stream` has an async param, not declared on this transport
+    // (`declare_async_params`, see `nested_inline.rs`): standard; the others are compact
     // (async results travel on nested subjects beside the compact reply).
     assert_eq!(stats.standard_calls, 1, "{stats:?}");
     assert_eq!(server_transport.stats().served_standard, 1);

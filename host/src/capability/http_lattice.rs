@@ -41,8 +41,7 @@ pub(crate) async fn serve_incoming(
     id: Arc<str>,
 ) -> Option<JoinHandle<()>> {
     // The request record's body (0.0) and trailers (0.1) may be pending.
-    let paths: [Box<[Option<usize>]>; 2] =
-        [Box::from([Some(0), Some(0)]), Box::from([Some(0), Some(1)])];
+    let paths = trellis_wrpc_http::REQUEST_PARAM_PATHS.map(Box::<[Option<usize>]>::from);
     let served = server
         .serve_values::<(Request,), (HandleResult,)>(
             trellis_wrpc_http::INCOMING_HANDLER,

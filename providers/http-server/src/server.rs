@@ -20,6 +20,13 @@ type ResponseBody = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync
 /// Keeps the listeners in line with the links and the provider config until
 /// the provider stops.
 pub async fn manage(conn: Connection, changed: Arc<Notify>) {
+    // Requests whose body is already complete (every GET, small POSTs) go
+    // out whole: one message to the component's host, one back.
+    conn.transport().declare_async_params(
+        trellis_wrpc_http::INCOMING_HANDLER,
+        trellis_wrpc_http::HANDLE,
+        trellis_wrpc_http::REQUEST_PARAM_PATHS,
+    );
     let listeners = HttpListeners::default();
     let handler = Forward { conn: conn.clone() };
     loop {

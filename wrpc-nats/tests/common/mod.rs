@@ -136,6 +136,23 @@ impl<Ctx: CallerInfo + Send> Handler<Ctx> for Echo {
         let chunks: Vec<Bytes> = bytes.chunks(7).map(Bytes::copy_from_slice).collect();
         Ok(Box::pin(futures::stream::iter(chunks)))
     }
+    async fn take_upload(
+        &self,
+        _cx: Ctx,
+        u: ex::Upload,
+    ) -> anyhow::Result<(u64, u64, Option<String>, String)> {
+        let ex::Upload {
+            mut body,
+            trailer,
+            name,
+        } = u;
+        let (mut len, mut sum) = (0u64, 0u64);
+        while let Some(chunk) = body.next().await {
+            len += chunk.len() as u64;
+            sum += chunk.iter().map(|b| u64::from(*b)).sum::<u64>();
+        }
+        Ok((len, sum, trailer.await, name))
+    }
     async fn later(
         &self,
         _cx: Ctx,
