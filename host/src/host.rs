@@ -172,6 +172,13 @@ impl Host {
         )
         .await
         .map_err(|e| HostError::Transport(e.to_string()))?;
+        // Outgoing HTTP through an http-client provider: a request whose body
+        // is already complete goes out whole (2 messages, `trellis-nested`).
+        transport.declare_async_params(
+            trellis_wrpc_http::OUTGOING_HANDLER,
+            trellis_wrpc_http::HANDLE,
+            trellis_wrpc_http::REQUEST_PARAM_PATHS,
+        );
         dataplane.set_transport(transport);
         let events = EventPublisher::new(nats.clone(), config.lattice.clone(), id.clone());
         let inner = Arc::new(HostInner {

@@ -40,8 +40,29 @@ async fn count_reads(nats: &NatsServer, bucket: &str) -> anyhow::Result<Arc<Atom
     Ok(count)
 }
 
-async fn settle() {
-    tokio::time::sleep(Duration::from_millis(200)).await;
+/// Reads `marker` through `store` (the same connection as the reads being
+/// counted, so NATS delivers them to the observer in order) and waits until
+/// the observer has seen it: every read sent before it has been counted.
+async fn count_settled(
+    store: &kv::Store,
+    reads: &AtomicUsize,
+    marker: &str,
+) -> anyhow::Result<usize> {
+    let before = reads.load(Ordering::SeqCst);
+    store.get(marker).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = reads.load(Ordering::SeqCst);
+        if now > before {
+            // The marker's own read is not one of the counted ones.
+            return Ok(now - 1);
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the read observer never saw the marker"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,16 +72,16 @@ async fn a_remembered_key_is_incremented_without_a_read() -> anyhow::Result<()> 
     let reads = count_reads(&nats, "warm").await?;
     let counters = Counters::new(store);
     assert_eq!(counters.increment("hits", 1).await?, 1);
-    settle().await;
-    let after_first = reads.load(Ordering::SeqCst);
+    let after_first = count_settled(counters.store(), &reads, "marker-1").await?;
     assert_eq!(after_first, 1, "the first increment reads the key once");
     for expected in 2..=20 {
         assert_eq!(counters.increment("hits", 1).await?, expected);
     }
-    settle().await;
+    let after_all = count_settled(counters.store(), &reads, "marker-2").await?;
     assert_eq!(
-        reads.load(Ordering::SeqCst),
-        after_first,
+        after_all,
+        // The first marker's read is counted now.
+        after_first + 1,
         "increments of a remembered key must not read it again"
     );
     Ok(())
