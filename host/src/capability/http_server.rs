@@ -20,15 +20,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 
 use http_body_util::BodyExt;
-use tracing::Instrument as _;
 use trellis_wrpc_http::listeners::{HttpListeners, RequestHandler};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::host::{HostInner, ProviderSlot};
 use crate::lattice::LatticeView;
-use crate::observability::spans;
+use crate::observability::spans::{self, InvocationSpan};
 use crate::runtime::error_status;
-use crate::runtime::state::TraceContext;
 
 /// Names under which the built-in HTTP server can be started.
 pub const BUILTIN_NAME: &str = "http-server";
@@ -123,22 +121,26 @@ impl RequestHandler for Ingress {
 }
 
 /// Handles one request under its `http.server.request` span (a child of the
-/// request's `traceparent`, if any, else a new trace).
+/// request's `traceparent`, if any, else a new trace), which is also the
+/// invocation span of the component it is routed to.
 async fn handle(
     req: hyper::Request<hyper::body::Incoming>,
     target: Option<String>,
     host: &Weak<HostInner>,
 ) -> hyper::Response<HyperOutgoingBody> {
     if !crate::observability::traces_enabled() {
-        return route(req, target, host, &tracing::Span::none()).await;
+        return route(req, target, host, InvocationSpan::None).await;
     }
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let trace = TraceContext::from_headers(header("traceparent"), header("tracestate"));
-    let span = spans::http_ingress(req.method(), req.uri().path(), trace.as_ref());
-    let resp = route(req, target.clone(), host, &span)
-        .instrument(span.clone())
-        .await;
-    spans::http_response(&span, target.as_deref(), resp.status().as_u16());
+    let span = spans::http_ingress(
+        req.method(),
+        req.uri().path(),
+        target.as_deref(),
+        header("traceparent"),
+        header("tracestate"),
+    );
+    let resp = route(req, target, host, span.clone()).await;
+    spans::http_response(&span, resp.status().as_u16());
     resp
 }
 
@@ -146,7 +148,7 @@ async fn route(
     req: hyper::Request<hyper::body::Incoming>,
     target: Option<String>,
     host: &Weak<HostInner>,
-    span: &tracing::Span,
+    span: InvocationSpan,
 ) -> hyper::Response<HyperOutgoingBody> {
     let Some(target) = target else {
         return plain(
