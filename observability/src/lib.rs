@@ -244,7 +244,11 @@ pub fn init(
         fmt.with_filter(log_filter(logs)).boxed()
     };
     let logs_exported = logger.is_some();
-    let tracer_of = |provider: &SdkTracerProvider| provider.tracer(identity.service_name.clone());
+    // The tracer's name is the instrumentation scope, cloned into every
+    // span the SDK ends: a `&'static str` makes that clone free (an owned
+    // name costs an allocation per span). One name per process, leaked once.
+    let scope: &'static str = Box::leak(identity.service_name.clone().into_boxed_str());
+    let tracer_of = |provider: &SdkTracerProvider| provider.tracer(scope);
     let span_layer = tracer.as_ref().map(|provider| {
         let level = otel
             .trace_level

@@ -26,7 +26,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use crate::host::{HostInner, ProviderSlot};
 use crate::lattice::LatticeView;
 use crate::observability::spans::{self, InvocationSpan};
-use crate::runtime::error_status;
+use crate::runtime::{RunningComponent, error_status};
 
 /// Names under which the built-in HTTP server can be started.
 pub const BUILTIN_NAME: &str = "http-server";
@@ -128,26 +128,35 @@ async fn handle(
     target: Option<String>,
     host: &Weak<HostInner>,
 ) -> hyper::Response<HyperOutgoingBody> {
+    let component = target
+        .as_deref()
+        .and_then(|t| host.upgrade().and_then(|h| h.component(t)));
     if !crate::observability::traces_enabled() {
-        return route(req, target, host, InvocationSpan::None).await;
+        return route(req, target.as_deref(), component, InvocationSpan::None).await;
     }
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let component_id = match &component {
+        Some(c) => Some(c.shared_id().clone()),
+        None => target.as_deref().map(Arc::from),
+    };
     let span = spans::http_ingress(
         req.method(),
         req.uri().path(),
-        target.as_deref(),
+        component_id,
         header("traceparent"),
         header("tracestate"),
     );
-    let resp = route(req, target, host, span.clone()).await;
+    let resp = route(req, target.as_deref(), component, span.clone()).await;
     spans::http_response(&span, resp.status().as_u16());
     resp
 }
 
+/// Runs `component` (the one `target` names, if it runs here) on `req`
+/// under `span`.
 async fn route(
     req: hyper::Request<hyper::body::Incoming>,
-    target: Option<String>,
-    host: &Weak<HostInner>,
+    target: Option<&str>,
+    component: Option<Arc<RunningComponent>>,
     span: InvocationSpan,
 ) -> hyper::Response<HyperOutgoingBody> {
     let Some(target) = target else {
@@ -156,7 +165,7 @@ async fn route(
             "no component is linked to this route\n".into(),
         );
     };
-    let Some(component) = host.upgrade().and_then(|h| h.component(&target)) else {
+    let Some(component) = component else {
         return plain(
             http::StatusCode::SERVICE_UNAVAILABLE,
             format!("component `{target}` is not running on this host\n"),

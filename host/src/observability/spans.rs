@@ -144,18 +144,18 @@ fn adopt(span: &Span, trace: Option<&TraceContext>) {
 pub fn http_ingress(
     method: &http::Method,
     path: &str,
-    component_id: Option<&str>,
+    component_id: Option<Arc<str>>,
     traceparent: Option<&str>,
     tracestate: Option<&str>,
 ) -> InvocationSpan {
     if !traces_enabled() {
         return InvocationSpan::None;
     }
-    let mut attributes = Vec::with_capacity(4);
+    let mut attributes = Vec::with_capacity(3);
     attributes.push(KeyValue::new("http.request.method", method_value(method)));
     attributes.push(KeyValue::new("url.path", path.to_string()));
     if let Some(id) = component_id {
-        attributes.push(KeyValue::new("component.id", id.to_string()));
+        attributes.push(KeyValue::new("component.id", id));
     }
     let parent =
         traceparent.and_then(|tp| trellis_observability::propagation::extract(tp, tracestate));
@@ -363,7 +363,7 @@ mod tests {
         assert!(span.is_none());
         assert!(outgoing_trace(&span.into()).is_none());
         assert!(matches!(
-            http_ingress(&http::Method::GET, "/", Some("c"), None, None),
+            http_ingress(&http::Method::GET, "/", Some(Arc::from("c")), None, None),
             InvocationSpan::None
         ));
     }

@@ -241,6 +241,10 @@ impl RunningComponent {
     pub fn id(&self) -> &str {
         &self.id
     }
+    /// Component id, shared (for span attributes: no copy per request).
+    pub fn shared_id(&self) -> &Arc<str> {
+        &self.id
+    }
     /// Artifact reference.
     pub fn image_ref(&self) -> &str {
         &self.image_ref
