@@ -36,6 +36,7 @@ use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
+pub use export::{DEFAULT_MAX_EXPORT_BATCH_SIZE, DEFAULT_MAX_QUEUE_SIZE};
 pub use settings::{LogSettings, OtelProtocol, OtelSettings, Signal};
 
 /// Target of the spans built for export (host request spans, provider call

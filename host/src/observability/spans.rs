@@ -151,7 +151,8 @@ pub fn http_ingress(
     if !traces_enabled() {
         return InvocationSpan::None;
     }
-    let mut attributes = Vec::with_capacity(3);
+    // Room for `http.response.status_code`, set when the response is known.
+    let mut attributes = Vec::with_capacity(4);
     attributes.push(KeyValue::new("http.request.method", method_value(method)));
     attributes.push(KeyValue::new("url.path", path.to_string()));
     if let Some(id) = component_id {
