@@ -74,4 +74,87 @@ mod tests {
     fn nothing_starts_while_traces_are_off() {
         assert!(start("x", SpanKind::Server, Vec::new(), None).is_none());
     }
+
+    /// Drops what it is given: the export side is not measured here.
+    #[derive(Debug)]
+    struct Discard;
+
+    impl opentelemetry_sdk::trace::SpanExporter for Discard {
+        async fn export(
+            &self,
+            _batch: Vec<opentelemetry_sdk::trace::SpanData>,
+        ) -> opentelemetry_sdk::error::OTelSdkResult {
+            Ok(())
+        }
+    }
+
+    /// What a direct span costs on the request's thread: the host's ingress
+    /// span (three attributes, the status code set later, ended on drop).
+    /// Prints the figure; `docs/PERFORMANCE.md` quotes it.
+    #[test]
+    #[ignore = "a measurement: cargo test --release -p trellis-observability direct_span_cost -- --ignored --nocapture"]
+    fn direct_span_cost() {
+        use opentelemetry::trace::TracerProvider as _;
+        use std::sync::Arc;
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_batch_exporter(Discard)
+            .build();
+        install(provider.tracer("trellis-host"));
+        crate::TRACES_ON.store(true, std::sync::atomic::Ordering::Relaxed);
+        let id: Arc<str> = Arc::from("http-hello");
+        let rounds = 200_000u32;
+        // Three passes: the first one fills the queue and warms up.
+        for pass in 0..3 {
+            let started = std::time::Instant::now();
+            for _ in 0..rounds {
+                let attributes = vec![
+                    KeyValue::new("http.request.method", "GET"),
+                    KeyValue::new("url.path", "/".to_string()),
+                    KeyValue::new("component.id", id.clone()),
+                ];
+                let cx = start("http.server.request", SpanKind::Server, attributes, None)
+                    .expect("traces are on");
+                set_attribute(&cx, KeyValue::new("http.response.status_code", 200_i64));
+                drop(cx);
+            }
+            let per_span = started.elapsed() / rounds;
+            println!("direct span, started and ended: {per_span:?} per span (pass {pass})");
+        }
+
+        // The same span through `tracing` and `tracing-opentelemetry`, as
+        // the host made it before (entered once, as an instrumented future
+        // is on each poll).
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer("trellis-host"))
+                .with_location(false)
+                .with_threads(false)
+                .with_target(false)
+                .with_tracked_inactivity(false)
+                .with_context_activation(false),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            let started = std::time::Instant::now();
+            for _ in 0..rounds {
+                let span = tracing::info_span!(
+                    target: crate::SPAN_TARGET,
+                    parent: None,
+                    "http.server.request",
+                    otel.kind = "server",
+                    http.request.method = "GET",
+                    url.path = "/",
+                    component.id = &*id,
+                    http.response.status_code = tracing::field::Empty,
+                );
+                drop(span.enter());
+                span.record("http.response.status_code", 200);
+                drop(span);
+            }
+            let per_span = started.elapsed() / rounds;
+            println!("tracing-opentelemetry span, same attributes: {per_span:?} per span");
+        });
+        crate::TRACES_ON.store(false, std::sync::atomic::Ordering::Relaxed);
+        let _ = provider.shutdown();
+    }
 }
