@@ -3,22 +3,31 @@
 # OTLP traces on (sampling 1.0: every request is a sampled root, exported) vs.
 # off, same run, alternating rounds. One command: `bash bench/observability.sh`.
 #
+# Each round runs both hosts back to back, off then on in odd rounds and on
+# then off in even ones (ABBA), so a load that rises or falls during the run
+# (the machine is shared) biases the rounds' ratios in opposite directions.
+# Printed: each round's on/off ratio, the ratio of the means and the median
+# of the rounds' ratios (the figure to quote on a noisy machine).
+#
 # Starts its own nats-server, an OTLP/HTTP sink (python3, answers 200 to every
 # POST and counts them) and two `trellis` hosts on one lattice-less setup each
 # (one with `--enable-traces --override-traces-endpoint`, one without), all on
 # 127.0.0.1 free ports; everything started here is stopped on exit.
 #
-# Knobs: BENCH_DURATION=15s BENCH_WARMUP=3s BENCH_ROUNDS=2 BENCH_CONNECTIONS=50
+# Knobs: BENCH_DURATION=5s BENCH_WARMUP=3s BENCH_ROUNDS=8 BENCH_CONNECTIONS=50
 #        BENCH_THREADS=2 BENCH_MAX_INSTANCES=100 BENCH_SKIP_BUILD=1 BENCH_KEEP=1
 #        BENCH_BIN_DIR=<dir with trellis and lattice-setup> (default
 #        $CARGO_TARGET_DIR/release) BENCH_GUEST=<http_hello.wasm>
+#        BENCH_ON_ARGS="<more flags for the traced host>"
+#        BENCH_AA=1 (both hosts without tracing: what the bench measures
+#        between two identical hosts, its noise floor)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-DURATION=${BENCH_DURATION:-15s}
+DURATION=${BENCH_DURATION:-5s}
 WARMUP=${BENCH_WARMUP:-3s}
-ROUNDS=${BENCH_ROUNDS:-2}
+ROUNDS=${BENCH_ROUNDS:-8}
 CONNECTIONS=${BENCH_CONNECTIONS:-50}
 THREADS=${BENCH_THREADS:-2}
 MAX_INSTANCES=${BENCH_MAX_INSTANCES:-100}
@@ -126,6 +135,7 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sink).serve_for
 PY
 python3 "$WORK/sink.py" "$SINK_PORT" "$WORK/sink-count.txt" >"$WORK/sink.log" 2>&1 &
 PIDS+=($!)
+SINK_PID=$!
 wait_port "$SINK_PORT"
 
 # start_host <lattice> <port> <log-name> [extra args...]
@@ -135,6 +145,7 @@ start_host() {
   "$BIN/trellis" --nats-url "nats://127.0.0.1:$NATS_PORT" --lattice "$lattice" \
     --allow-file-load --cache-dir "$WORK/cache" --log-level warn "$@" >"$WORK/$name.log" 2>&1 &
   PIDS+=($!)
+  echo $! >"$WORK/$name.pid"
   "$BIN/lattice-setup" "nats://127.0.0.1:$NATS_PORT" "$lattice" host-id >/dev/null
   "$BIN/lattice-setup" "nats://127.0.0.1:$NATS_PORT" "$lattice" serve "$GUEST" "127.0.0.1:$port" "$MAX_INSTANCES" >/dev/null
   wait_http "$port"
@@ -143,8 +154,14 @@ start_host() {
 OFF_PORT=$(free_port)
 start_host bench-off "$OFF_PORT" host-off
 ON_PORT=$(free_port)
-start_host bench-on "$ON_PORT" host-on --enable-traces \
-  --override-traces-endpoint "http://127.0.0.1:$SINK_PORT/v1/traces"
+if [ "${BENCH_AA:-0}" = 1 ]; then
+  log "A/A check: the \"on\" host runs without tracing too (the bench's own asymmetry)"
+  start_host bench-on "$ON_PORT" host-on
+else
+  # shellcheck disable=SC2086 # BENCH_ON_ARGS is a list of arguments
+  start_host bench-on "$ON_PORT" host-on --enable-traces \
+    --override-traces-endpoint "http://127.0.0.1:$SINK_PORT/v1/traces" ${BENCH_ON_ARGS:-}
+fi
 
 wrk_run() {
   local port=$1 duration=$2 label=$3 out=$WORK/wrk-$3.txt
@@ -161,8 +178,9 @@ wrk_run() {
     $1 == "50%"                  { p50 = ms($2) }
     $1 == "99%"                  { p99 = ms($2) }
     /Non-2xx or 3xx responses:/  { non2xx = $NF }
+    / requests in /              { total = $1 }
     /Socket errors:/             { gsub(/,/, ""); errors = $4 + $6 + $8 + $10 }
-    END { printf "%.0f %.3f %.3f %d %d\n", rps, p50, p99, non2xx, errors }
+    END { printf "%.0f %.3f %.3f %d %d %d\n", rps, p50, p99, non2xx, errors, total }
   ' "$out"
 }
 
@@ -170,24 +188,68 @@ log "warm-up: $WARMUP each"
 wrk_run "$OFF_PORT" "$WARMUP" warmup-off >/dev/null
 wrk_run "$ON_PORT" "$WARMUP" warmup-on >/dev/null
 
+# CPU time (user + system, clock ticks) a process has used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+OFF_PID=$(cat "$WORK/host-off.pid")
+ON_PID=$(cat "$WORK/host-on.pid")
+# CPU time of the traced host's export threads (the SDK's batch processor and
+# the HTTP client's runtime thread).
+export_ticks() {
+  local t sum=0
+  for t in /proc/"$1"/task/*; do
+    case "$(cat "$t/comm" 2>/dev/null)" in
+      OpenTelemetry*|reqwest*) sum=$((sum + $(awk '{print $14 + $15}' "$t/stat"))) ;;
+    esac
+  done
+  echo "$sum"
+}
+declare -A CPU0=([off]=$(cpu_ticks "$OFF_PID") [on]=$(cpu_ticks "$ON_PID") [sink]=$(cpu_ticks "$SINK_PID")
+  [export]=$(export_ticks "$ON_PID"))
+declare -A SERVED=()
 declare -a OFF=() ON=()
+RATIOS=()
 for round in $(seq "$ROUNDS"); do
-  for target in off on; do
+  if ((round % 2)); then order="off on"; else order="on off"; fi
+  for target in $order; do
     if [ "$target" = off ]; then port=$OFF_PORT; else port=$ON_PORT; fi
-    read -r rps p50 p99 non2xx errors <<<"$(wrk_run "$port" "$DURATION" "$target-$round")"
+    read -r rps p50 p99 non2xx errors total <<<"$(wrk_run "$port" "$DURATION" "$target-$round")"
     printf '    tracing %-3s round %d: %8s req/s  p50 %7s ms  p99 %7s ms  non-2xx %s  socket errors %s\n' \
       "$target" "$round" "$rps" "$p50" "$p99" "$non2xx" "$errors" >&2
     [ "$non2xx" = 0 ] && [ "$errors" = 0 ] || die "errors during the $target run"
     if [ "$target" = off ]; then OFF+=("$rps"); else ON+=("$rps"); fi
+    SERVED[$target]=$((${SERVED[$target]:-0} + total))
   done
+  RATIOS+=("$(awk -v a="${ON[-1]}" -v b="${OFF[-1]}" 'BEGIN {printf "%.3f", a / b}')")
+  printf '    round %d: on/off = %s\n' "$round" "${RATIOS[-1]}" >&2
 done
 mean() { printf '%s\n' "$@" | awk '{s += $1} END {printf "%.0f", s / NR}'; }
+median() {
+  printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {
+    if (NR % 2) printf "%.3f", v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 OFF_M=$(mean "${OFF[@]}")
 ON_M=$(mean "${ON[@]}")
 sleep 6 # one batch-export interval (5 s), so the sink has seen the last batch
-read -r EXPORTS BYTES <"$WORK/sink-count.txt" || { EXPORTS=0; BYTES=0; }
+EXPORTS=0 BYTES=0
+[ -f "$WORK/sink-count.txt" ] && read -r EXPORTS BYTES <"$WORK/sink-count.txt"
 printf 'tracing off: %s req/s   tracing on (sampling 1.0): %s req/s   on/off = %s   (cost %s %%)\n' \
   "$OFF_M" "$ON_M" \
   "$(awk -v a="$ON_M" -v b="$OFF_M" 'BEGIN {printf "%.3f", a / b}')" \
   "$(awk -v a="$ON_M" -v b="$OFF_M" 'BEGIN {printf "%.1f", (1 - a / b) * 100}')"
+printf 'median of the rounds'"'"' on/off ratios: %s (%s rounds: %s)\n' \
+  "$(median "${RATIOS[@]}")" "$ROUNDS" "${RATIOS[*]}"
 printf 'OTLP sink received %s export requests, %s bytes\n' "$EXPORTS" "$BYTES"
+# CPU per request over the measured rounds (the sink's over the "on" requests):
+# where the cost goes, whatever the machine's load did to the throughput.
+TICK=$(getconf CLK_TCK)
+per_req() { awk -v t="$1" -v n="$2" -v hz="$TICK" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}'; }
+CPU_OFF=$(($(cpu_ticks "$OFF_PID") - CPU0[off]))
+CPU_ON=$(($(cpu_ticks "$ON_PID") - CPU0[on]))
+CPU_SINK=$(($(cpu_ticks "$SINK_PID") - CPU0[sink]))
+CPU_EXPORT=$(($(export_ticks "$ON_PID") - CPU0[export]))
+printf 'host CPU per request: off %s us, on %s us (+%s %%); OTLP sink (python) %s us per traced request\n' \
+  "$(per_req "$CPU_OFF" "${SERVED[off]}")" "$(per_req "$CPU_ON" "${SERVED[on]}")" \
+  "$(awk -v a="$CPU_ON" -v b="$CPU_OFF" -v na="${SERVED[on]}" -v nb="${SERVED[off]}" \
+    'BEGIN {printf "%.1f", ((a / na) / (b / nb) - 1) * 100}')" \
+  "$(per_req "$CPU_SINK" "${SERVED[on]}")"
+printf '  of which the traced host'"'"'s export threads: %s us per request\n' "$(per_req "$CPU_EXPORT" "${SERVED[on]}")"

@@ -4,7 +4,8 @@
 //! [`init`] installs the process's `tracing` subscriber: the stderr log
 //! layer (text or JSON lines, `RUST_LOG` else [`LogSettings::level`]) and,
 //! as [`OtelSettings`] ask, OTLP export of
-//! - **traces**: `tracing` spans through `tracing-opentelemetry`;
+//! - **traces**: `tracing` spans through `tracing-opentelemetry`, and
+//!   [`direct`] spans started on the SDK tracer for a hot path;
 //! - **metrics**: the [`SdkMeterProvider`] the guard hands out
 //!   ([`ObservabilityGuard::meter_provider`]);
 //! - **logs**: every `tracing` event that passes the log level becomes an
@@ -18,6 +19,7 @@
 
 #![warn(missing_docs)]
 
+pub mod direct;
 mod export;
 pub mod propagation;
 mod settings;
@@ -34,6 +36,7 @@ use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
+pub use export::{DEFAULT_MAX_EXPORT_BATCH_SIZE, DEFAULT_MAX_QUEUE_SIZE};
 pub use settings::{LogSettings, OtelProtocol, OtelSettings, Signal};
 
 /// Target of the spans built for export (host request spans, provider call
@@ -63,6 +66,18 @@ static TRACES_ON: AtomicBool = AtomicBool::new(false);
 #[inline]
 pub fn traces_enabled() -> bool {
     TRACES_ON.load(Ordering::Relaxed)
+}
+
+/// Whether `tracing` events are exported as OTLP log records (set once by
+/// [`init`]).
+static LOGS_ON: AtomicBool = AtomicBool::new(false);
+
+/// Whether `tracing` events are exported as log records stamped with the
+/// active OpenTelemetry context: work under a [`direct`] span then runs
+/// with that span's context attached, so its records carry its ids.
+#[inline]
+pub fn logs_exported() -> bool {
+    LOGS_ON.load(Ordering::Relaxed)
 }
 
 /// Who exports: the resource of every span, metric point and log record.
@@ -157,6 +172,7 @@ impl ObservabilityGuard {
 impl Drop for ObservabilityGuard {
     fn drop(&mut self) {
         TRACES_ON.store(false, Ordering::Relaxed);
+        LOGS_ON.store(false, Ordering::Relaxed);
         let name = std::env::args().next().unwrap_or_default();
         if let Some(t) = self.tracer.take()
             && let Err(e) = t.shutdown()
@@ -229,6 +245,11 @@ pub fn init(
         fmt.with_filter(log_filter(logs)).boxed()
     };
     let logs_exported = logger.is_some();
+    // The tracer's name is the instrumentation scope, cloned into every
+    // span the SDK ends: a `&'static str` makes that clone free (an owned
+    // name costs an allocation per span). One name per process, leaked once.
+    let scope: &'static str = Box::leak(identity.service_name.clone().into_boxed_str());
+    let tracer_of = |provider: &SdkTracerProvider| provider.tracer(scope);
     let span_layer = tracer.as_ref().map(|provider| {
         let level = otel
             .trace_level
@@ -237,7 +258,7 @@ pub fn init(
             .parse::<tracing::level_filters::LevelFilter>()
             .unwrap_or(tracing::level_filters::LevelFilter::INFO);
         tracing_opentelemetry::layer()
-            .with_tracer(provider.tracer(identity.service_name.clone()))
+            .with_tracer(tracer_of(provider))
             .with_location(false)
             .with_threads(false)
             .with_target(false)
@@ -265,12 +286,14 @@ pub fn init(
         .try_init()
         .map_err(|e| ObservabilityError::Subscriber(e.to_string()))?;
 
-    if tracer.is_some() {
+    if let Some(provider) = &tracer {
+        direct::install(tracer_of(provider));
         opentelemetry::global::set_text_map_propagator(
             opentelemetry_sdk::propagation::TraceContextPropagator::new(),
         );
         TRACES_ON.store(true, Ordering::Relaxed);
     }
+    LOGS_ON.store(logs_exported, Ordering::Relaxed);
     let guard = ObservabilityGuard {
         tracer,
         meter,

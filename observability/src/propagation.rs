@@ -94,6 +94,15 @@ pub fn adopt(span: &tracing::Span, traceparent: &str, tracestate: Option<&str>) 
     }
 }
 
+/// Makes the span in `cx` (a [`crate::direct`] span, or a remote context)
+/// the parent of `span` (no-op when `span` is not exported).
+pub fn adopt_context(span: &tracing::Span, cx: &opentelemetry::Context) {
+    if span.is_none() {
+        return;
+    }
+    let _ = span.set_parent(cx.clone());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -105,7 +105,8 @@ pub struct OtelSettings {
     /// Sampler argument (the ratio), as `OTEL_TRACES_SAMPLER_ARG`.
     pub traces_sampler_arg: Option<String>,
     /// Span queue size of the batch processor (`OTEL_BSP_MAX_QUEUE_SIZE`
-    /// otherwise; SDK default 2048). A full queue drops spans, never blocks.
+    /// otherwise, else [`crate::DEFAULT_MAX_QUEUE_SIZE`]). A full queue
+    /// drops spans, never blocks.
     pub max_batch_queue_size: Option<usize>,
 }
 

@@ -179,8 +179,8 @@ async fn one_get_is_one_trace_across_two_hosts() {
         get(port, "/", Some(&traceparent)).await,
         (200, "ping -> pong\n".into())
     );
-    let spans = trace_of(&receiver, trace_id, 5).await;
-    assert_eq!(spans.len(), 5, "{spans:#?}");
+    let spans = trace_of(&receiver, trace_id, 4).await;
+    assert_eq!(spans.len(), 4, "{spans:#?}");
 
     let ingress = child(&spans, caller_span, "http.server.request");
     assert_eq!(ingress.process, a.id());
@@ -188,22 +188,22 @@ async fn one_get_is_one_trace_across_two_hosts() {
     assert_eq!(ingress.attr("url.path"), "/");
     assert_eq!(ingress.attr("http.response.status_code"), "200");
     assert_eq!(ingress.attr("component.id"), "pinger");
+    assert_eq!(ingress.kind, 2, "a server span: {ingress:?}");
+    assert_eq!(ingress.status, 0, "unset on success: {ingress:?}");
     // Host and lattice are resource attributes of the exporting process.
     assert_eq!(ingress.resource["host"], a.id());
     assert_eq!(ingress.resource["lattice"], l.lattice);
 
-    let pinger = child(&spans, &ingress.span_id, "component.invoke");
-    assert_eq!(pinger.process, a.id());
-    assert_eq!(pinger.attr("component.id"), "pinger");
+    // The ingress span is also the invocation span of the component it
+    // routes to: host A has no `component.invoke` of its own.
     assert!(
-        pinger
-            .attr("wit.interface")
-            .starts_with("wasi:http/incoming-handler"),
-        "{pinger:?}"
+        !spans
+            .iter()
+            .any(|s| s.name == "component.invoke" && s.process == a.id()),
+        "{spans:#?}"
     );
-    assert_eq!(pinger.attr("wit.function"), "handle");
 
-    let call = child(&spans, &pinger.span_id, "link.call");
+    let call = child(&spans, &ingress.span_id, "link.call");
     assert_eq!(call.process, a.id());
     assert_eq!(call.attr("component.id"), "pinger");
     assert_eq!(call.attr("link.target"), "ponger");
@@ -235,11 +235,10 @@ async fn one_get_is_one_trace_across_two_hosts() {
         get(port, "/link/local", Some(&traceparent)).await,
         (200, "ping via local -> pong\n".into())
     );
-    let spans = trace_of(&receiver, trace_id, 4).await;
-    assert_eq!(spans.len(), 4, "{spans:#?}");
+    let spans = trace_of(&receiver, trace_id, 3).await;
+    assert_eq!(spans.len(), 3, "{spans:#?}");
     let ingress = child(&spans, "b7ad6b7169203331", "http.server.request");
-    let pinger = child(&spans, &ingress.span_id, "component.invoke");
-    let call = child(&spans, &pinger.span_id, "link.call");
+    let call = child(&spans, &ingress.span_id, "link.call");
     assert_eq!(call.attr("link.name"), "local");
     assert_eq!(call.attr("link.target"), "ponger-local");
     assert_eq!(call.attr("call.path"), "local");
@@ -407,9 +406,9 @@ async fn component_logs_arrive_over_otlp_with_their_trace_id() {
         get(port, "/colour", Some(&traceparent)).await,
         (200, "<unset>".into())
     );
-    let spans = trace_of(&receiver, trace_id, 2).await;
+    let spans = trace_of(&receiver, trace_id, 1).await;
     let ingress = child(&spans, "eee19b7ec3c1b174", "http.server.request");
-    let invoke = child(&spans, &ingress.span_id, "component.invoke");
+    assert_eq!(ingress.attr("component.id"), "configured");
     let log = eventually(WAIT, || async {
         receiver
             .logs()
@@ -421,8 +420,8 @@ async fn component_logs_arrive_over_otlp_with_their_trace_id() {
     .unwrap();
     assert_eq!(log.trace_id, trace_id, "{log:#?}");
     assert_eq!(
-        log.span_id, invoke.span_id,
-        "the log belongs to the invocation"
+        log.span_id, ingress.span_id,
+        "the log belongs to the invocation (the ingress span)"
     );
     assert_eq!(log.severity, "INFO");
     assert_eq!(
@@ -480,19 +479,18 @@ async fn one_trace_across_a_host_a_provider_and_another_host() {
         get(port, "/callback", Some(&traceparent)).await,
         (200, answer.into())
     );
-    let spans = trace_of(&receiver, trace_id, 7).await;
-    assert_eq!(spans.len(), 7, "{spans:#?}");
+    let spans = trace_of(&receiver, trace_id, 6).await;
+    assert_eq!(spans.len(), 6, "{spans:#?}");
 
-    // Host A: ingress, the caller, its call to the provider.
+    // Host A: ingress (the caller's invocation), its call to the provider.
     let ingress = child(&spans, caller_span, "http.server.request");
-    let invoke_a = child(&spans, &ingress.span_id, "component.invoke");
-    assert_eq!(invoke_a.attr("component.id"), "caller-a");
-    let call = child(&spans, &invoke_a.span_id, "link.call");
+    assert_eq!(ingress.attr("component.id"), "caller-a");
+    let call = child(&spans, &ingress.span_id, "link.call");
     assert_eq!(call.attr("link.target"), "system-info");
     assert_eq!(call.attr("wit.interface"), "trellis:system-info/info@0.1.0");
     assert_eq!(call.attr("wit.function"), "call-back");
     assert_eq!(call.attr("call.path"), "lattice");
-    for s in [ingress, invoke_a, call] {
+    for s in [ingress, call] {
         assert_eq!((s.process.as_str(), s.transport), (a.id(), Transport::Http));
     }
 

@@ -21,15 +21,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 
 use http_body_util::BodyExt;
-use tracing::Instrument as _;
 use trellis_wrpc_http::listeners::{HttpListeners, RequestHandler};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::host::{HostInner, ProviderSlot};
 use crate::lattice::LatticeView;
-use crate::observability::spans;
-use crate::runtime::error_status;
-use crate::runtime::state::TraceContext;
+use crate::observability::spans::{self, InvocationSpan};
+use crate::runtime::{RunningComponent, error_status};
 
 /// Names under which the built-in HTTP server can be started.
 pub const BUILTIN_NAME: &str = "http-server";
@@ -128,30 +126,43 @@ impl RequestHandler for Ingress {
 }
 
 /// Handles one request under its `http.server.request` span (a child of the
-/// request's `traceparent`, if any, else a new trace).
+/// request's `traceparent`, if any, else a new trace), which is also the
+/// invocation span of the component it is routed to.
 async fn handle(
     req: hyper::Request<trellis_wrpc_http::limit::RequestBody>,
     target: Option<String>,
     host: &Weak<HostInner>,
 ) -> hyper::Response<HyperOutgoingBody> {
+    let component = target
+        .as_deref()
+        .and_then(|t| host.upgrade().and_then(|h| h.component(t)));
     if !crate::observability::traces_enabled() {
-        return route(req, target, host, &tracing::Span::none()).await;
+        return route(req, target.as_deref(), component, InvocationSpan::None).await;
     }
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let trace = TraceContext::from_headers(header("traceparent"), header("tracestate"));
-    let span = spans::http_ingress(req.method(), req.uri().path(), trace.as_ref());
-    let resp = route(req, target.clone(), host, &span)
-        .instrument(span.clone())
-        .await;
-    spans::http_response(&span, target.as_deref(), resp.status().as_u16());
+    let component_id = match &component {
+        Some(c) => Some(c.shared_id().clone()),
+        None => target.as_deref().map(Arc::from),
+    };
+    let span = spans::http_ingress(
+        req.method(),
+        req.uri().path(),
+        component_id,
+        header("traceparent"),
+        header("tracestate"),
+    );
+    let resp = route(req, target.as_deref(), component, span.clone()).await;
+    spans::http_response(&span, resp.status().as_u16());
     resp
 }
 
+/// Runs `component` (the one `target` names, if it runs here) on `req`
+/// under `span`.
 async fn route(
     req: hyper::Request<trellis_wrpc_http::limit::RequestBody>,
-    target: Option<String>,
-    host: &Weak<HostInner>,
-    span: &tracing::Span,
+    target: Option<&str>,
+    component: Option<Arc<RunningComponent>>,
+    span: InvocationSpan,
 ) -> hyper::Response<HyperOutgoingBody> {
     let Some(target) = target else {
         return plain(
@@ -159,7 +170,7 @@ async fn route(
             "no component is linked to this route\n".into(),
         );
     };
-    let Some(component) = host.upgrade().and_then(|h| h.component(&target)) else {
+    let Some(component) = component else {
         return plain(
             http::StatusCode::SERVICE_UNAVAILABLE,
             format!("component `{target}` is not running on this host\n"),

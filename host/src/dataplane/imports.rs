@@ -215,7 +215,7 @@ async fn route(
         deadline: state.scope.deadline,
         depth: state.scope.depth + 1,
         trace: state.scope.trace.clone(),
-        span: span.clone(),
+        span: span.clone().into(),
     };
     let result = if let Some(local) = local {
         dp.count_local();

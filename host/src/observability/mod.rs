@@ -9,7 +9,7 @@
 //! [`provider_settings`] what the host passes on to the providers it starts
 //! (`HostData.otel_config`, `log_level`, `structured_logging`). Everything
 //! is off by default and then costs a relaxed atomic load per span point:
-//! spans are [`tracing::Span::none`] and no instrument is touched. See
+//! spans record nothing and no instrument is touched. See
 //! `docs/observability.md`.
 
 pub mod metrics;

@@ -60,7 +60,7 @@ impl RunningComponent {
         F: Future<Output = Result<(), InvokeError>>,
     {
         let span = spans::invoke(&scope.span, &self.id, instance, func);
-        scope.span = span.clone();
+        scope.span = span.clone().into();
         let metrics = InvocationMetrics::start(&self.id, self.image_ref(), instance, func);
         let result = call(scope).instrument(span.clone()).await;
         if let Err(e) = &result {
@@ -182,7 +182,7 @@ impl RunningComponent {
         (tx, rx): (trellis_wrpc::ResultWriter, trellis_wrpc::ParamReader),
         parent: &tracing::Span,
     ) -> Result<(), InvokeError> {
-        let span = spans::invoke(parent, &self.id, instance, func);
+        let span = spans::invoke(&parent.clone().into(), &self.id, instance, func);
         let metrics = InvocationMetrics::start(&self.id, self.image_ref(), instance, func);
         let result = self
             .serve_call_in(cx, instance, func, tx, rx, span.clone())
@@ -219,7 +219,7 @@ impl RunningComponent {
                 cx.header(trellis_wrpc::headers::TRACESTATE),
             )
             .map(std::sync::Arc::new),
-            span,
+            span: span.into(),
         };
         let budget = scope.remaining();
         if budget.is_zero() {

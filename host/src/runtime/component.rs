@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use http_body_util::BodyExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tracing::Instrument as _;
 use trellis_interfaces::claims::{Claims, Component as ComponentMetadata};
 use wasmtime::Store;
 use wasmtime::component::{Component, InstancePre};
@@ -19,7 +18,7 @@ use super::state::{CallScope, InvocationState};
 use crate::dataplane::DataPlane;
 use crate::dataplane::exports::ExportTable;
 use crate::observability::metrics::InvocationMetrics;
-use crate::observability::spans;
+use crate::observability::spans::{self, InvocationSpan};
 
 /// The export an HTTP request invokes, as `wit.interface` / `wit.function`.
 const HTTP_HANDLER: (&str, &str) = ("wasi:http/incoming-handler@0.2.0", "handle");
@@ -242,6 +241,10 @@ impl RunningComponent {
     pub fn id(&self) -> &str {
         &self.id
     }
+    /// Component id, shared (for span attributes: no copy per request).
+    pub fn shared_id(&self) -> &Arc<str> {
+        &self.id
+    }
     /// Artifact reference.
     pub fn image_ref(&self) -> &str {
         &self.image_ref
@@ -363,14 +366,16 @@ impl RunningComponent {
 
     /// Handles one HTTP request with `wasi:http/incoming-handler`. The
     /// instance permit is held until the guest returns, including while it
-    /// streams the response body, so draining waits for it. The invocation's
-    /// `component.invoke` span is a child of `parent` (the ingress span); a
-    /// body over the listener's limit fails the guest's read with
+    /// streams the response body, so draining waits for it. It is recorded
+    /// under `span`, the ingress span of the request (`http.server.request`),
+    /// which is also this invocation's span: no `component.invoke` of its
+    /// own. It ends when the ingress has answered and the guest has returned.
+    /// A body over the listener's limit fails the guest's read with
     /// `HTTP-request-body-size`.
     pub async fn handle_http_under(
         &self,
         req: hyper::Request<trellis_wrpc_http::limit::RequestBody>,
-        parent: &tracing::Span,
+        span: InvocationSpan,
     ) -> Result<hyper::Response<HyperOutgoingBody>, InvokeError> {
         use trellis_wrpc_http::limit::CappedError;
         let req = req.map(|body| {
@@ -384,15 +389,31 @@ impl RunningComponent {
             })
             .boxed_unsync()
         });
-        self.handle_http_body(req, parent).await
+        self.run_http(req, span).await
     }
 
-    /// [`handle_http_under`](Self::handle_http_under) for a request whose
-    /// body comes from anywhere (the lattice: `wrpc:http`).
+    /// [`handle_http`](Self::handle_http) for a request whose body comes
+    /// from anywhere (the lattice: `wrpc:http`), with its `component.invoke`
+    /// span a child of `parent` (the `lattice.serve` span).
     pub async fn handle_http_body(
         &self,
         req: hyper::Request<wasmtime_wasi_http::p2::body::HyperIncomingBody>,
         parent: &tracing::Span,
+    ) -> Result<hyper::Response<HyperOutgoingBody>, InvokeError> {
+        let span = spans::invoke(
+            &parent.clone().into(),
+            &self.id,
+            HTTP_HANDLER.0,
+            HTTP_HANDLER.1,
+        );
+        self.run_http(req, span.into()).await
+    }
+
+    /// Runs one `wasi:http/incoming-handler` invocation under `span`.
+    async fn run_http(
+        &self,
+        req: hyper::Request<wasmtime_wasi_http::p2::body::HyperIncomingBody>,
+        span: InvocationSpan,
     ) -> Result<hyper::Response<HyperOutgoingBody>, InvokeError> {
         let Some(proxy) = self.proxy.clone() else {
             return Err(InvokeError::NotExported {
@@ -400,13 +421,12 @@ impl RunningComponent {
                 export: "wasi:http/incoming-handler".into(),
             });
         };
-        let span = spans::invoke(parent, &self.id, HTTP_HANDLER.0, HTTP_HANDLER.1);
         let metrics =
             InvocationMetrics::start(&self.id, &self.image_ref, HTTP_HANDLER.0, HTTP_HANDLER.1);
         let permits = match self.acquire().await {
             Ok(permits) => permits,
             Err(e) => {
-                spans::fail(&span, &e);
+                span.fail(&e);
                 return Err(e);
             }
         };
@@ -436,7 +456,8 @@ impl RunningComponent {
             .map_err(trap)?;
         let deadline = self.max_execution_time;
         let id = self.id.clone();
-        let task = tokio::spawn(
+        let task = tokio::spawn(span.instrument({
+            let span = span.clone();
             async move {
                 let _permits = permits;
                 let call = async {
@@ -459,13 +480,12 @@ impl RunningComponent {
                         error = format!("{e:#}"),
                         "invocation failed"
                     );
-                    spans::fail(&tracing::Span::current(), &format_args!("{e:#}"));
+                    span.fail(&format_args!("{e:#}"));
                 }
                 metrics.finish(result.is_ok());
                 result
             }
-            .instrument(span),
-        );
+        }));
         match receiver.await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(code)) => Err(InvokeError::Trap {

@@ -59,10 +59,10 @@ pub struct CallScope {
     /// hosts.
     pub trace: Option<Arc<TraceContext>>,
     /// The span this invocation's work is recorded under (its
-    /// `component.invoke` span once running); [`tracing::Span::none`] while
-    /// traces are off. Outgoing calls are its children, whatever link name
-    /// `set-link-name` picked.
-    pub span: tracing::Span,
+    /// `component.invoke` span once running, or the ingress span of an HTTP
+    /// request); nothing while traces are off. Outgoing calls are its
+    /// children, whatever link name `set-link-name` picked.
+    pub span: crate::observability::spans::InvocationSpan,
 }
 
 /// W3C trace-context headers, as received.
@@ -104,7 +104,7 @@ impl CallScope {
             deadline: Instant::now() + limit,
             depth: 0,
             trace: None,
-            span: tracing::Span::none(),
+            span: crate::observability::spans::InvocationSpan::None,
         }
     }
 

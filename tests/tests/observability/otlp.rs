@@ -45,6 +45,10 @@ pub struct SpanRecord {
     /// Resource attributes of the exporting process (`host`, `lattice`, …).
     pub resource: HashMap<String, String>,
     pub transport: Transport,
+    /// OTLP span kind (`SPAN_KIND_SERVER` = 2, …).
+    pub kind: i32,
+    /// OTLP status code (0 unset, 1 ok, 2 error).
+    pub status: i32,
 }
 
 impl SpanRecord {
@@ -138,6 +142,8 @@ impl Received {
                         service: service.clone(),
                         resource: resource.clone(),
                         transport,
+                        kind: s.kind,
+                        status: s.status.map_or(0, |st| st.code),
                     });
                 }
             }

@@ -152,7 +152,7 @@ impl Watcher {
                 cx.header(trellis_wrpc::headers::TRACESTATE),
             )
             .map(Arc::new),
-            span: tracing::Span::none(),
+            span: Default::default(),
         };
         component
             .call_with(scope, WATCHER_INSTANCE, func, move |store| {
