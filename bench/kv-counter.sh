@@ -43,26 +43,33 @@ cleanup() {
 trap cleanup EXIT
 
 "$WASH" up -d --nats-port "$PORT" >/dev/null
+# Every app listens on a free port (the manifests' fixed 8000-8010 collide
+# with anything else on the machine, e.g. a second run of this script).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+P_HELLO=$(free_port); P_KV=$(free_port); P_KV_PROV=$(free_port); P_HELLO_PROV=$(free_port); P_HTTP_PROV=$(free_port)
+sed -e "s/127.0.0.1:8000/127.0.0.1:$P_HELLO/" examples/apps/http-hello.yaml > "$WORK/http-hello.yaml"
+sed -e "s/127.0.0.1:8003/127.0.0.1:$P_KV/" examples/apps/kv-counter.yaml > "$WORK/kv-counter.yaml"
 # The provider variant: the same app with the keyvalue-nats provider process.
 sed -e "s|builtin://keyvalue-nats|file://$BIN/keyvalue-nats-provider|" \
     -e 's/name: kv-counter$/name: kv-counter-prov/' \
     -e 's/kv-counter-bucket/kv-counter-prov-bucket/' \
     -e 's/kv-counter-http/kv-counter-prov-http/' \
-    -e 's/127.0.0.1:8003/127.0.0.1:8005/' \
+    -e "s/127.0.0.1:8003/127.0.0.1:$P_KV_PROV/" \
     examples/apps/kv-counter.yaml > "$WORK/kv-counter-prov.yaml"
 # Both capabilities as provider processes, binaries from this build.
 sed -e "s|file://./target/release/|file://$BIN/|" \
     -e 's/bucket: counters/bucket: counters-http-prov/' \
+    -e "s/127.0.0.1:8008/127.0.0.1:$P_HTTP_PROV/" \
     examples/apps/kv-counter-http-provider.yaml > "$WORK/kv-counter-http-prov.yaml"
 sed -e "s|builtin://http-server|file://$BIN/http-server-provider|" \
     -e 's/^  name: http-hello$/  name: http-hello-prov/' \
     -e 's/default-http/hello-prov-http/' \
-    -e 's/127.0.0.1:8000/127.0.0.1:8010/' \
+    -e "s/127.0.0.1:8000/127.0.0.1:$P_HELLO_PROV/" \
     examples/apps/http-hello.yaml > "$WORK/http-hello-prov.yaml"
-for app in examples/apps/http-hello.yaml examples/apps/kv-counter.yaml "$WORK/kv-counter-prov.yaml" "$WORK/http-hello-prov.yaml" "$WORK/kv-counter-http-prov.yaml"; do
+for app in "$WORK/http-hello.yaml" "$WORK/kv-counter.yaml" "$WORK/kv-counter-prov.yaml" "$WORK/http-hello-prov.yaml" "$WORK/kv-counter-http-prov.yaml"; do
   "$WASH" app deploy "$app" >/dev/null
 done
-for url in http://127.0.0.1:8000/ http://127.0.0.1:8003/hits http://127.0.0.1:8005/hits http://127.0.0.1:8010/ http://127.0.0.1:8008/hits; do
+for url in "http://127.0.0.1:$P_HELLO/" "http://127.0.0.1:$P_KV/hits" "http://127.0.0.1:$P_KV_PROV/hits" "http://127.0.0.1:$P_HELLO_PROV/" "http://127.0.0.1:$P_HTTP_PROV/hits"; do
   for _ in $(seq 1 150); do curl -fsS "$url" >/dev/null 2>&1 && break; sleep 0.2; done
   curl -fsS "$url" >/dev/null || { echo "bench: $url never answered" >&2; KEEP=1; exit 1; }
 done
@@ -80,13 +87,13 @@ run() { # name url [script] → "rps p99_ms"
   echo "$rps $p99"
 }
 echo "machine: $(nproc) cores; wrk -t$THREADS -c$CONNECTIONS -d$DURATION; one host, wadm, nats-server on loopback (release builds)"
-read -r hello_rps hello_p99 < <(run hello http://127.0.0.1:8000/)
-read -r kv_rps kv_p99 < <(run builtin http://127.0.0.1:8003/ "$WORK/keys.lua")
-read -r prov_rps prov_p99 < <(run provider http://127.0.0.1:8005/ "$WORK/keys.lua")
-read -r hello_prov_rps hello_prov_p99 < <(run hello-provider http://127.0.0.1:8010/)
-read -r hprov_rps hprov_p99 < <(run http-provider http://127.0.0.1:8008/ "$WORK/keys.lua")
-read -r hot_rps hot_p99 < <(run builtin-hot http://127.0.0.1:8003/hits)
-read -r phot_rps phot_p99 < <(run provider-hot http://127.0.0.1:8005/hits)
+read -r hello_rps hello_p99 < <(run hello "http://127.0.0.1:$P_HELLO/")
+read -r kv_rps kv_p99 < <(run builtin "http://127.0.0.1:$P_KV/" "$WORK/keys.lua")
+read -r prov_rps prov_p99 < <(run provider "http://127.0.0.1:$P_KV_PROV/" "$WORK/keys.lua")
+read -r hello_prov_rps hello_prov_p99 < <(run hello-provider "http://127.0.0.1:$P_HELLO_PROV/")
+read -r hprov_rps hprov_p99 < <(run http-provider "http://127.0.0.1:$P_HTTP_PROV/" "$WORK/keys.lua")
+read -r hot_rps hot_p99 < <(run builtin-hot "http://127.0.0.1:$P_KV/hits")
+read -r phot_rps phot_p99 < <(run provider-hot "http://127.0.0.1:$P_KV_PROV/hits")
 echo
 echo "| path | requests/s | p99 ms | vs http-hello |"
 echo "|---|---|---|---|"

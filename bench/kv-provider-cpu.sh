@@ -20,9 +20,11 @@ export WASMCLOUD_CTL_PORT=$PORT
 WASH="$BIN/wash"
 trap '"$WASH" down >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 "$WASH" up -d --nats-port "$PORT" >/dev/null
-sed -e "s|file://./target/release/|file://$BIN/|" examples/apps/kv-counter-http-provider.yaml > "$WORK/app.yaml"
+HTTP_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+sed -e "s|file://./target/release/|file://$BIN/|" -e "s/127.0.0.1:8008/127.0.0.1:$HTTP_PORT/" \
+  examples/apps/kv-counter-http-provider.yaml > "$WORK/app.yaml"
 "$WASH" app deploy "$WORK/app.yaml" >/dev/null
-URL=http://127.0.0.1:8008
+URL=http://127.0.0.1:$HTTP_PORT
 for _ in $(seq 1 150); do curl -fsS "$URL/hits" >/dev/null 2>&1 && break; sleep 0.2; done
 cat > "$WORK/keys.lua" <<'LUA'
 request = function() return wrk.format("GET", "/k" .. math.random(1, 1000)) end
