@@ -72,8 +72,13 @@ fn serve_link(server: &str, component: &str, source_config: &str) -> Link {
     }
 }
 
-/// One HTTP/1.1 request; returns status and body.
-async fn request(port: u16, method: &str, path: &str, host: &str, body: Bytes) -> (u16, Bytes) {
+/// Sends `req` on a new HTTP/1.1 connection; returns status and body.
+async fn send<B>(port: u16, req: hyper::Request<B>) -> (u16, Bytes)
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
@@ -81,15 +86,20 @@ async fn request(port: u16, method: &str, path: &str, host: &str, body: Bytes) -
         .await
         .unwrap();
     tokio::spawn(conn);
+    let resp = sender.send_request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.into_body().collect().await.unwrap().to_bytes())
+}
+
+/// One HTTP/1.1 request; returns status and body.
+async fn request(port: u16, method: &str, path: &str, host: &str, body: Bytes) -> (u16, Bytes) {
     let req = hyper::Request::builder()
         .method(method)
         .uri(path)
         .header("host", host)
         .body(Full::new(body))
         .unwrap();
-    let resp = sender.send_request(req).await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.into_body().collect().await.unwrap().to_bytes())
+    send(port, req).await
 }
 
 /// Polls `GET path` (with `host` as Host header) until it answers `want`.
@@ -362,28 +372,16 @@ async fn the_http_server_provider_routes_by_path_and_by_host() {
     );
 }
 
-/// An 8 MiB body up through the provider to blobby (built-in blobstore),
-/// and back down: both directions stream over wrpc:http.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_large_body_streams_through_the_http_server_provider() {
-    let mut l = TestLattice::start().await.unwrap();
-    let a = l.host().await.unwrap();
-    let b = l.host().await.unwrap();
-    let root = tempfile::tempdir().unwrap();
-    scale(&mut l, a.id(), &image("blobby"), "blobby", 2)
+/// `blobby` (2 instances) on `host`, linked to `builtin://blobstore-fs`
+/// (`blobstore`) storing under `root`.
+async fn blobby_on_fs(l: &mut TestLattice, host: &str, root: &std::path::Path) {
+    scale(l, host, &image("blobby"), "blobby", 2).await.unwrap();
+    start_provider(l, host, "blobstore", "builtin://blobstore-fs")
         .await
         .unwrap();
-    start_provider(&mut l, a.id(), "blobstore", "builtin://blobstore-fs")
-        .await
-        .unwrap();
-    put_config(
-        &l,
-        "blobby-root",
-        &[("ROOT", &root.path().display().to_string())],
-    )
-    .await;
+    put_config(l, "blobby-root", &[("ROOT", &root.display().to_string())]).await;
     put_link(
-        &l,
+        l,
         Link {
             source_id: "blobby".into(),
             target: "blobstore".into(),
@@ -396,6 +394,17 @@ async fn a_large_body_streams_through_the_http_server_provider() {
         },
     )
     .await;
+}
+
+/// An 8 MiB body up through the provider to blobby (built-in blobstore),
+/// and back down: both directions stream over wrpc:http.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_body_streams_through_the_http_server_provider() {
+    let mut l = TestLattice::start().await.unwrap();
+    let a = l.host().await.unwrap();
+    let b = l.host().await.unwrap();
+    let root = tempfile::tempdir().unwrap();
+    blobby_on_fs(&mut l, a.id(), root.path()).await;
     let server = provider_ref("http-server-provider", "HTTP_SERVER_PROVIDER_BIN");
     start_provider(&mut l, b.id(), "httpserver", &server)
         .await
@@ -516,32 +525,7 @@ async fn bodies_over_the_limit_get_413_and_nothing_is_stored() {
     let a = l.host().await.unwrap();
     let b = l.host().await.unwrap();
     let root = tempfile::tempdir().unwrap();
-    scale(&mut l, a.id(), &image("blobby"), "blobby", 2)
-        .await
-        .unwrap();
-    start_provider(&mut l, a.id(), "blobstore", "builtin://blobstore-fs")
-        .await
-        .unwrap();
-    put_config(
-        &l,
-        "blobby-root",
-        &[("ROOT", &root.path().display().to_string())],
-    )
-    .await;
-    put_link(
-        &l,
-        Link {
-            source_id: "blobby".into(),
-            target: "blobstore".into(),
-            name: "default".into(),
-            wit_namespace: "wasi".into(),
-            wit_package: "blobstore".into(),
-            interfaces: vec!["blobstore".into()],
-            target_config: vec!["blobby-root".into()],
-            ..Default::default()
-        },
-    )
-    .await;
+    blobby_on_fs(&mut l, a.id(), root.path()).await;
     put_config(&l, "limited", &[("max_request_body_bytes", "1024")]).await;
     let builtin_port = free_port();
     let provider_port = free_port();
@@ -613,13 +597,6 @@ async fn bodies_over_the_limit_get_413_and_nothing_is_stored() {
 
 /// `PUT` with a chunked body (no `content-length`), in 256-byte chunks.
 async fn chunked_put(port: u16, path: &str, host: &str, body: Bytes) -> (u16, Bytes) {
-    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
     let chunks: Vec<Result<hyper::body::Frame<Bytes>, std::convert::Infallible>> = body
         .chunks(256)
         .map(|c| Ok(hyper::body::Frame::data(Bytes::copy_from_slice(c))))
@@ -632,9 +609,7 @@ async fn chunked_put(port: u16, path: &str, host: &str, body: Bytes) -> (u16, By
             chunks,
         )))
         .unwrap();
-    let resp = sender.send_request(req).await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.into_body().collect().await.unwrap().to_bytes())
+    send(port, req).await
 }
 
 /// Every regular file under `dir`.
