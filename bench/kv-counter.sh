@@ -17,13 +17,21 @@
 # Needs release builds: cargo build --release -p trellis-host -p trellis-wadm
 #   -p trellis-wash -p keyvalue-nats-provider -p http-server-provider, plus the
 #   guest components.
-# Knobs: BENCH_DURATION (15s), BENCH_CONNECTIONS (50), BENCH_THREADS (2), CARGO_TARGET_DIR.
+# Every component runs with `instances: $BENCH_INSTANCES` (default 100): in
+# wasmCloud 1.x semantics, which Trellis keeps, a component's instances are
+# the most invocations it runs at once on a host, and the example manifests'
+# 10 would cap 50 connections at 10 requests in flight, so the figure would
+# measure that cap (requests waiting for an instance), not the path.
+# BENCH_INSTANCES=10 measures the manifests as written.
+# Knobs: BENCH_DURATION (15s), BENCH_CONNECTIONS (50), BENCH_THREADS (2),
+# BENCH_INSTANCES (100), CARGO_TARGET_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 DURATION=${BENCH_DURATION:-15s}
 CONNECTIONS=${BENCH_CONNECTIONS:-50}
 THREADS=${BENCH_THREADS:-2}
+INSTANCES=${BENCH_INSTANCES:-100}
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 for b in trellis wadm wash keyvalue-nats-provider http-server-provider; do
   [ -x "$BIN/$b" ] || { echo "bench: $BIN/$b missing (see the header for the build command)" >&2; exit 1; }
@@ -66,6 +74,9 @@ sed -e "s|builtin://http-server|file://$BIN/http-server-provider|" \
     -e 's/default-http/hello-prov-http/' \
     -e "s/127.0.0.1:8000/127.0.0.1:$P_HELLO_PROV/" \
     examples/apps/http-hello.yaml > "$WORK/http-hello-prov.yaml"
+for app in "$WORK"/*.yaml; do   # the component's instances (its first `instances:`)
+  sed -i "0,/instances: [0-9]*/s//instances: $INSTANCES/" "$app"
+done
 for app in "$WORK/http-hello.yaml" "$WORK/kv-counter.yaml" "$WORK/kv-counter-prov.yaml" "$WORK/http-hello-prov.yaml" "$WORK/kv-counter-http-prov.yaml"; do
   "$WASH" app deploy "$app" >/dev/null
 done
@@ -86,7 +97,7 @@ run() { # name url [script] → "rps p99_ms"
   p99=$(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' <<<"$out")
   echo "$rps $p99"
 }
-echo "machine: $(nproc) cores; wrk -t$THREADS -c$CONNECTIONS -d$DURATION; one host, wadm, nats-server on loopback (release builds)"
+echo "machine: $(nproc) cores; wrk -t$THREADS -c$CONNECTIONS -d$DURATION; component instances $INSTANCES; one host, wadm, nats-server on loopback (release builds)"
 read -r hello_rps hello_p99 < <(run hello "http://127.0.0.1:$P_HELLO/")
 read -r kv_rps kv_p99 < <(run builtin "http://127.0.0.1:$P_KV/" "$WORK/keys.lua")
 read -r prov_rps prov_p99 < <(run provider "http://127.0.0.1:$P_KV_PROV/" "$WORK/keys.lua")
