@@ -17,12 +17,13 @@
 # Needs release builds: cargo build --release -p trellis-host -p trellis-wadm
 #   -p trellis-wash -p keyvalue-nats-provider -p http-server-provider, plus the
 #   guest components.
-# Every component runs with `instances: $BENCH_INSTANCES` (default 100): in
-# wasmCloud 1.x semantics, which Trellis keeps, a component's instances are
-# the most invocations it runs at once on a host, and the example manifests'
-# 10 would cap 50 connections at 10 requests in flight, so the figure would
-# measure that cap (requests waiting for an instance), not the path.
-# BENCH_INSTANCES=10 measures the manifests as written.
+# Every component runs with `instances: $BENCH_INSTANCES` (default 100, what
+# the kv-counter manifests say): in wasmCloud 1.x semantics, which Trellis
+# keeps, a component's instances are the most invocations it runs at once on
+# a host. http-hello's manifest says 10; the bench raises it too so every
+# path has the same cap. BENCH_INSTANCES=10 shows what a cap below wrk's 50
+# connections does: requests queue for an instance (the providers path
+# measured 3,684 req/s that way).
 # Knobs: BENCH_DURATION (15s), BENCH_CONNECTIONS (50), BENCH_THREADS (2),
 # BENCH_INSTANCES (100), CARGO_TARGET_DIR.
 set -euo pipefail

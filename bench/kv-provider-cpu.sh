@@ -39,9 +39,9 @@ case "${BENCH_PATH:-providers}" in
   builtins) sed -e "s/127.0.0.1:8003/127.0.0.1:$HTTP_PORT/" examples/apps/kv-counter.yaml > "$WORK/app.yaml" ;;
   *) echo "bench: BENCH_PATH must be providers, kv-provider, hello-provider or builtins" >&2; exit 1 ;;
 esac
-# BENCH_INSTANCES (default 100, as bench/kv-counter.sh): the component's
-# instances, its most concurrent invocations on the host (the manifests' 10
-# would cap wrk's 50 connections at 10 requests in flight).
+# BENCH_INSTANCES (default 100, as bench/kv-counter.sh and the kv-counter
+# manifests): the component's instances, its most concurrent invocations on
+# the host (http-hello's manifest says 10).
 sed -i "0,/instances: [0-9]*/s//instances: ${BENCH_INSTANCES:-100}/" "$WORK/app.yaml"
 "$WASH" app deploy "$WORK/app.yaml" >/dev/null
 URL=http://127.0.0.1:$HTTP_PORT
