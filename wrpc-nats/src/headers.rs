@@ -73,6 +73,16 @@ pub fn name(name: &'static str) -> async_nats::header::HeaderName {
     async_nats::header::HeaderName::from_static(name)
 }
 
+/// The headers of a call a host makes for a component: `source-id` (the
+/// calling component) and `link-name` (the link it goes through), with
+/// static names (no allocation or validation of the names per call).
+pub fn call_headers(source_id: &str, link_name: &str) -> async_nats::HeaderMap {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(name(SOURCE_ID), source_id);
+    headers.insert(name(LINK_NAME), link_name);
+    headers
+}
+
 /// `n` in decimal (what `to_string` gives, without the formatting machinery).
 pub(crate) fn decimal(mut n: u128) -> String {
     let mut digits = [0u8; 40];
@@ -125,6 +135,16 @@ pub(crate) fn get<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn call_headers_carry_source_and_link() {
+        let h = call_headers("comp-a", "backup");
+        assert_eq!(get(Some(&h), SOURCE_ID), Some("comp-a"));
+        assert_eq!(get(Some(&h), LINK_NAME), Some("backup"));
+        // Looked up by a `&str` name, as a receiver of any kind would.
+        assert_eq!(h.get("source-id").map(|v| v.as_str()), Some("comp-a"));
+        assert_eq!(h.iter().count(), 2);
+    }
 
     #[test]
     fn wire_len_matches_async_nats() {

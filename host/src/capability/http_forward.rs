@@ -46,9 +46,7 @@ impl LatticeClient {
             first_byte_timeout: nanos(config.first_byte_timeout),
             between_bytes_timeout: nanos(config.between_bytes_timeout),
         };
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert(trellis_wrpc::headers::SOURCE_ID, &*self.component);
-        headers.insert(trellis_wrpc::headers::LINK_NAME, self.link_name.as_str());
+        let headers = trellis_wrpc::headers::call_headers(&self.component, self.link_name.as_str());
         let cx = trellis_wrpc::CallContext {
             prefix: format!("{}.{}", self.dataplane.lattice(), self.target),
             headers: Some(headers),

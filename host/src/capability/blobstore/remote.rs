@@ -143,9 +143,7 @@ impl RemoteBlobstore {
         let Some(transport) = self.dataplane.transport() else {
             return Err("the lattice transport is not connected yet; retry".into());
         };
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert(trellis_wrpc::headers::SOURCE_ID, &*self.component);
-        headers.insert(trellis_wrpc::headers::LINK_NAME, &*self.link_name);
+        let headers = trellis_wrpc::headers::call_headers(&self.component, &self.link_name);
         let cx = trellis_wrpc::CallContext {
             prefix: format!("{}.{}", self.dataplane.lattice(), self.target),
             headers: Some(headers),

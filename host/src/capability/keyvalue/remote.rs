@@ -61,9 +61,8 @@ impl RemoteBucket {
                 "the lattice transport is not connected yet; retry".into(),
             ));
         };
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert(trellis_wrpc::headers::SOURCE_ID, &*label.component);
-        headers.insert(trellis_wrpc::headers::LINK_NAME, label.link_name.as_str());
+        let headers =
+            trellis_wrpc::headers::call_headers(&label.component, label.link_name.as_str());
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         let cx = trellis_wrpc::CallContext {
             prefix: format!("{}.{}", self.dataplane.lattice(), label.target),

@@ -53,9 +53,7 @@ impl Call {
         let Some(transport) = dp.transport() else {
             return Err("the lattice transport is not connected yet; retry".into());
         };
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert(trellis_wrpc::headers::SOURCE_ID, source);
-        headers.insert(trellis_wrpc::headers::LINK_NAME, link);
+        let headers = trellis_wrpc::headers::call_headers(source, link);
         Ok(Self {
             client: transport.client(),
             prefix: format!("{}.{target}", dp.lattice()),
