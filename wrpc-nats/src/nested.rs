@@ -12,8 +12,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 
-use crate::subject::MAX_PATH_DEPTH;
-
 /// One nested stream's complete bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct NestedParam {
@@ -72,22 +70,13 @@ pub(crate) fn parse<'a>(
 
 /// `0.1.2` → `[0, 1, 2]`; the root (empty) and deep paths are refused.
 fn parse_path(text: &str) -> Option<Vec<usize>> {
-    let mut path = Vec::new();
-    for token in text.split('.') {
-        if path.len() >= MAX_PATH_DEPTH
-            || token.is_empty()
-            || !token.bytes().all(|b| b.is_ascii_digit())
-        {
-            return None;
-        }
-        path.push(token.parse().ok()?);
-    }
-    Some(path)
+    crate::subject::parse_indices(text.split('.'))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::subject::MAX_PATH_DEPTH;
 
     #[test]
     fn round_trip() {

@@ -82,9 +82,18 @@ pub(crate) fn parse_stream_path(rest: &str, word: &str) -> Option<Vec<usize>> {
     if tokens.next()? != word {
         return None;
     }
+    parse_indices(tokens)
+}
+
+/// Decimal indices (`0`, `1`, `2`, …) into a value path; `None` for a token
+/// that is not plain digits or a path deeper than [`MAX_PATH_DEPTH`].
+pub(crate) fn parse_indices<'a>(tokens: impl Iterator<Item = &'a str>) -> Option<Vec<usize>> {
     let mut path = Vec::new();
     for token in tokens {
-        if path.len() >= MAX_PATH_DEPTH {
+        if path.len() >= MAX_PATH_DEPTH
+            || token.is_empty()
+            || !token.bytes().all(|b| b.is_ascii_digit())
+        {
             return None;
         }
         path.push(token.parse().ok()?);
@@ -95,6 +104,25 @@ pub(crate) fn parse_stream_path(rest: &str, word: &str) -> Option<Vec<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn indices_are_plain_digits_and_bounded() {
+        assert_eq!(
+            parse_stream_path("results.0.12", "results"),
+            Some(vec![0, 12])
+        );
+        assert_eq!(parse_stream_path("results", "results"), Some(vec![]));
+        assert_eq!(parse_stream_path("params.0", "results"), None);
+        for bad in ["results.+1", "results.", "results.0..1", "results.x"] {
+            assert_eq!(parse_stream_path(bad, "results"), None, "{bad}");
+        }
+        let deep = vec!["1"; MAX_PATH_DEPTH + 1];
+        assert_eq!(parse_indices(deep.iter().copied()), None);
+        assert_eq!(
+            parse_indices(deep[1..].iter().copied()).map(|p| p.len()),
+            Some(MAX_PATH_DEPTH)
+        );
+    }
 
     #[test]
     fn subjects() {
