@@ -31,8 +31,11 @@ use trellis_tests::{HostProcess, component_path};
 const BIG_BYTES: usize = 50 * 1024 * 1024;
 const CHUNK_BYTES: usize = 1024 * 1024;
 /// How much the host's peak resident memory may grow while the big object
-/// goes up and down: a fraction of its size, so holding it whole would fail.
-const MAX_PEAK_GROWTH_KIB: u64 = 20 * 1024;
+/// goes up and down: well under its size, so holding it whole would fail.
+/// With mimalloc as the host's allocator the growth was +4–21 MiB (freed
+/// 1 MiB chunks stay in the heaps of the threads that freed them; a run in
+/// CI measured 20,840 KiB against an earlier limit of 20 MiB).
+const MAX_PEAK_GROWTH_KIB: u64 = 32 * 1024;
 
 fn blobby_image() -> String {
     format!("file://{}", component_path("blobby").unwrap().display())
