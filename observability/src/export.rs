@@ -107,27 +107,61 @@ pub const DEFAULT_MAX_EXPORT_BATCH_SIZE: usize = 2048;
 /// exported. A full queue drops spans, never blocks; ~4 MB at most.
 pub const DEFAULT_MAX_QUEUE_SIZE: usize = 4 * DEFAULT_MAX_EXPORT_BATCH_SIZE;
 
+/// The sampler of every span of the process: the settings' if they name
+/// one, else the SDK's (`OTEL_TRACES_SAMPLER`, else `parentbased_always_on`).
+fn process_sampler(
+    settings: &OtelSettings,
+) -> Result<Box<dyn opentelemetry_sdk::trace::ShouldSample>, ObservabilityError> {
+    Ok(match sampler(settings)? {
+        Some(s) => Box::new(s),
+        None => opentelemetry_sdk::trace::Config::default().sampler,
+    })
+}
+
+/// Batch sizes: our defaults, then `OTEL_BSP_*` variables, then settings.
+fn batch_limits(settings: &OtelSettings) -> (usize, usize) {
+    let from_env = |var: &str| {
+        env(var)
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|n| *n > 0)
+    };
+    let mut queue = from_env("OTEL_BSP_MAX_QUEUE_SIZE").unwrap_or(DEFAULT_MAX_QUEUE_SIZE);
+    let batch = from_env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE").unwrap_or(DEFAULT_MAX_EXPORT_BATCH_SIZE);
+    if let Some(size) = settings.max_batch_queue_size.filter(|s| *s > 0) {
+        queue = size;
+    }
+    (queue, batch.min(queue))
+}
+
+/// The SDK tracer provider (for `tracing` spans) and, over OTLP/HTTP, the
+/// fast pipeline of [`crate::direct`] spans ([`crate::fast`]), both with
+/// the same sampler, batch sizes, resource and endpoint.
 pub(crate) fn tracer_provider(
     settings: &OtelSettings,
     resource: Resource,
+    scope: &str,
 ) -> Result<SdkTracerProvider, ObservabilityError> {
     let exporter = exporter!(
         opentelemetry_otlp::SpanExporter::builder(),
         settings,
         Signal::Traces
     );
-    // Our defaults, then `OTEL_BSP_*` variables (read by the builder's
-    // `default()`), then settings.
-    let mut batch = BatchConfigBuilder::default();
-    if env("OTEL_BSP_MAX_QUEUE_SIZE").is_none() {
-        batch = batch.with_max_queue_size(DEFAULT_MAX_QUEUE_SIZE);
-    }
-    if env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE").is_none() {
-        batch = batch.with_max_export_batch_size(DEFAULT_MAX_EXPORT_BATCH_SIZE);
-    }
-    if let Some(size) = settings.max_batch_queue_size.filter(|s| *s > 0) {
-        batch = batch.with_max_queue_size(size);
-    }
+    let (max_queue, max_batch) = batch_limits(settings);
+    crate::fast::install(
+        settings,
+        protocol(settings, Signal::Traces)?,
+        process_sampler(settings)?,
+        crate::fast::Limits {
+            max_batch,
+            max_queue,
+            delay: std::time::Duration::from_secs(5),
+        },
+        &resource,
+        scope,
+    )?;
+    let batch = BatchConfigBuilder::default()
+        .with_max_queue_size(max_queue)
+        .with_max_export_batch_size(max_batch);
     let processor = BatchSpanProcessor::builder(exporter)
         .with_batch_config(batch.build())
         .build();

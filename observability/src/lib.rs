@@ -21,6 +21,7 @@
 
 pub mod direct;
 mod export;
+mod fast;
 pub mod propagation;
 mod settings;
 
@@ -174,6 +175,8 @@ impl Drop for ObservabilityGuard {
         TRACES_ON.store(false, Ordering::Relaxed);
         LOGS_ON.store(false, Ordering::Relaxed);
         let name = std::env::args().next().unwrap_or_default();
+        // Direct spans first: their children may still be in the SDK's queue.
+        fast::shutdown();
         if let Some(t) = self.tracer.take()
             && let Err(e) = t.shutdown()
         {
@@ -222,9 +225,13 @@ pub fn init(
     identity: &Identity,
 ) -> Result<ObservabilityGuard, ObservabilityError> {
     let resource = identity.resource();
+    // The tracer's name is the instrumentation scope, cloned into every
+    // span the SDK ends: a `&'static str` makes that clone free (an owned
+    // name costs an allocation per span). One name per process, leaked once.
+    let scope: &'static str = Box::leak(identity.service_name.clone().into_boxed_str());
     let tracer = otel
         .enabled(Signal::Traces)
-        .then(|| export::tracer_provider(otel, resource.clone()))
+        .then(|| export::tracer_provider(otel, resource.clone(), scope))
         .transpose()?;
     let meter = otel
         .enabled(Signal::Metrics)
@@ -245,10 +252,6 @@ pub fn init(
         fmt.with_filter(log_filter(logs)).boxed()
     };
     let logs_exported = logger.is_some();
-    // The tracer's name is the instrumentation scope, cloned into every
-    // span the SDK ends: a `&'static str` makes that clone free (an owned
-    // name costs an allocation per span). One name per process, leaked once.
-    let scope: &'static str = Box::leak(identity.service_name.clone().into_boxed_str());
     let tracer_of = |provider: &SdkTracerProvider| provider.tracer(scope);
     let span_layer = tracer.as_ref().map(|provider| {
         let level = otel
