@@ -8,8 +8,10 @@
 //! instruments). On a request that does little else (an HTTP "hello") that
 //! is most of what tracing costs besides the export itself.
 //!
-//! A span started here is an SDK span from its first instant, held in an
-//! [`opentelemetry::Context`]: its attributes are given up front
+//! A span started here is, over OTLP/HTTP, a [`crate::fast`] span (encoded
+//! to protobuf when it ends and posted in batches, without the SDK's span
+//! and export machinery), else an SDK span from its first instant; either
+//! way it is held in an [`opentelemetry::Context`]: its attributes are given up front
 //! (`&'static str` keys, values that can be `&'static str` or `Arc<str>`),
 //! and it ends, and goes to the batch exporter, when the last clone of the
 //! context is dropped, as a `tracing` span closes when its last handle goes.
