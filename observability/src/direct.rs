@@ -8,7 +8,7 @@
 //! instruments). On a request that does little else (an HTTP "hello") that
 //! is most of what tracing costs besides the export itself.
 //!
-//! A span started here is, over OTLP/HTTP, a [`crate::fast`] span (encoded
+//! A span started here is, over OTLP/HTTP, a "fast" span (encoded
 //! to protobuf when it ends and posted in batches, without the SDK's span
 //! and export machinery), else an SDK span from its first instant; either
 //! way it is held in an [`opentelemetry::Context`]: its attributes are given up front
