@@ -89,28 +89,42 @@ async fn every_value_kind_round_trips_compactly_in_two_messages_body() {
     assert_eq!(server_transport.stats().served_compact, 12);
 
     // Exactly two messages for one unary call: request and compact reply.
-    let mut counter = Counter::start(&nats).await;
-    assert_eq!(
-        api::echo_string(&client, None, "count me").await.unwrap(),
-        "count me"
-    );
-    let seen = counter.drain(Duration::from_secs(1)).await;
-    let subjects: Vec<_> = seen.iter().map(|m| m.subject.to_string()).collect();
-    assert_eq!(seen.len(), 2, "{subjects:#?}");
-    // The `>` subscriber may see the reply before the request (they come
-    // from two connections), so match by subject, not by position.
-    let request = seen
-        .iter()
-        .filter(|m| {
-            m.subject
-                .ends_with("wrpc.0.0.1.trellis-test:interop/api@0.1.0.echo-string")
-        })
-        .count();
-    assert_eq!(request, 1, "{subjects:#?}");
-    let reply = seen
-        .iter()
-        .find(|m| m.subject.starts_with("_INBOX."))
-        .unwrap();
+    // Never more; and since the `>` observer (another connection) has been
+    // seen to miss a message of a call that succeeded on a loaded machine
+    // (see `interop.rs`), up to three calls are observed until one shows
+    // both.
+    let mut counts = Vec::new();
+    let mut reply = None;
+    for _ in 0..3 {
+        let mut counter = Counter::start(&nats).await;
+        assert_eq!(
+            api::echo_string(&client, None, "count me").await.unwrap(),
+            "count me"
+        );
+        let seen = counter.drain(Duration::from_secs(1)).await;
+        let subjects: Vec<_> = seen.iter().map(|m| m.subject.to_string()).collect();
+        assert!(seen.len() <= 2, "{subjects:#?}");
+        // The observer may see the reply before the request (they come
+        // from two connections), so match by subject, not by position.
+        let requests = seen
+            .iter()
+            .filter(|m| {
+                m.subject
+                    .ends_with("wrpc.0.0.1.trellis-test:interop/api@0.1.0.echo-string")
+            })
+            .count();
+        let replies: Vec<_> = seen
+            .iter()
+            .filter(|m| m.subject.starts_with("_INBOX."))
+            .collect();
+        assert_eq!(requests + replies.len(), seen.len(), "{subjects:#?}");
+        counts.push(seen.len());
+        if requests == 1 && replies.len() == 1 {
+            reply = replies.first().map(|m| (*m).clone());
+            break;
+        }
+    }
+    let reply = reply.unwrap_or_else(|| panic!("no call showed request and reply: {counts:?}"));
     assert_eq!(
         reply
             .headers
@@ -166,25 +180,38 @@ async fn results_larger_than_max_payload_are_continued_body() {
     let client = transport.client().target(common::LATTICE_PREFIX);
 
     // Params fit, results do not: compact reply with `trellis-continued`,
-    // the rest on `{reply}.results`.
-    let mut counter = Counter::start(&nats).await;
+    // the rest on `{reply}.results`. Observed as in the test above: never
+    // more than 5 replies, up to three calls until one shows all 5.
     let n = 200_000;
-    assert_eq!(
-        api::fill(&client, None, n).await.unwrap(),
-        common::filled(n)
-    );
-    let seen = counter.drain(Duration::from_secs(1)).await;
-    let subjects: Vec<_> = seen
-        .iter()
-        .map(|m| (m.subject.to_string(), m.payload.len()))
-        .collect();
-    // Replies only (the `>` subscriber may order the request anywhere):
-    // the compact reply with `trellis-continued`, 3 chunks, the end.
-    let replies: Vec<_> = seen
-        .iter()
-        .filter(|m| m.subject.starts_with("_INBOX."))
-        .collect();
-    assert_eq!(replies.len(), 5, "{subjects:#?}");
+    let mut counts = Vec::new();
+    let mut calls = 0;
+    let mut complete = None;
+    for _ in 0..3 {
+        let mut counter = Counter::start(&nats).await;
+        assert_eq!(
+            api::fill(&client, None, n).await.unwrap(),
+            common::filled(n)
+        );
+        calls += 1;
+        let seen = counter.drain(Duration::from_secs(1)).await;
+        let subjects: Vec<_> = seen
+            .iter()
+            .map(|m| (m.subject.to_string(), m.payload.len()))
+            .collect();
+        // Replies only (the `>` subscriber may order the request anywhere):
+        // the compact reply with `trellis-continued`, 3 chunks, the end.
+        let replies: Vec<_> = seen
+            .into_iter()
+            .filter(|m| m.subject.starts_with("_INBOX."))
+            .collect();
+        assert!(replies.len() <= 5, "{subjects:#?}");
+        counts.push(replies.len());
+        if replies.len() == 5 {
+            complete = Some(replies);
+            break;
+        }
+    }
+    let replies = complete.unwrap_or_else(|| panic!("no call showed all 5 replies: {counts:?}"));
     let first_reply = replies
         .iter()
         .find(|m| !m.subject.ends_with(".results"))
@@ -200,7 +227,7 @@ async fn results_larger_than_max_payload_are_continued_body() {
         "1"
     );
     assert!(replies.last().unwrap().payload.is_empty());
-    assert_eq!(transport.stats().compact_calls, 1);
+    assert_eq!(transport.stats().compact_calls, calls);
 
     // Params do not fit: the standard handshake, and large results.
     let big = Bytes::from((0..300_000u32).map(|i| i as u8).collect::<Vec<u8>>());
