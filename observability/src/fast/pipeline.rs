@@ -215,19 +215,13 @@ fn export_loop(shared: &Shared, frame: &Frame, sink: &mut Sink) {
 }
 
 /// Posts a request to `target` over HTTP/protobuf; a non-2xx answer is an
-/// error naming the status and the start of the body.
+/// error naming the status and the start of the body. The URL and headers
+/// are checked now; the HTTP client (a thread and a runtime of its own) is
+/// built on the export thread when the first batch leaves, so a process
+/// that never ends a direct span never starts one.
 pub(crate) fn http_sink(target: HttpTarget) -> Result<Sink, String> {
-    // reqwest's blocking client runs a runtime of its own; it must not be
-    // built on a thread that is inside one, which the caller may be.
-    let timeout = target.timeout;
-    let client = std::thread::spawn(move || {
-        reqwest::blocking::Client::builder()
-            .timeout(timeout)
-            .build()
-    })
-    .join()
-    .map_err(|_| "building the HTTP client panicked".to_string())?
-    .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    let url = reqwest::Url::parse(&target.url)
+        .map_err(|e| format!("invalid OTLP traces endpoint `{}`: {e}", target.url))?;
     let mut headers = reqwest::header::HeaderMap::new();
     for (name, value) in &target.headers {
         let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
@@ -240,10 +234,20 @@ pub(crate) fn http_sink(target: HttpTarget) -> Result<Sink, String> {
         reqwest::header::CONTENT_TYPE,
         reqwest::header::HeaderValue::from_static("application/x-protobuf"),
     );
-    let url = target.url;
+    let timeout = target.timeout;
+    let mut client: Option<reqwest::blocking::Client> = None;
     Ok(Box::new(move |body: Vec<u8>| {
+        let client = match &mut client {
+            Some(c) => c,
+            slot @ None => slot.insert(
+                reqwest::blocking::Client::builder()
+                    .timeout(timeout)
+                    .build()
+                    .map_err(|e| format!("cannot build the HTTP client: {e}"))?,
+            ),
+        };
         let response = client
-            .post(&url)
+            .post(url.clone())
             .headers(headers.clone())
             .body(body)
             .send()
@@ -313,6 +317,28 @@ mod tests {
         assert_eq!(p.dropped(), 3);
         p.shutdown();
         assert_eq!(rx.recv().unwrap(), frame().request(b"xx"));
+    }
+
+    #[test]
+    fn a_bad_endpoint_or_header_is_refused_at_once() {
+        let target = |url: &str, header: (&str, &str)| HttpTarget {
+            url: url.into(),
+            headers: vec![(header.0.into(), header.1.into())],
+            timeout: Duration::from_secs(1),
+        };
+        let err = http_sink(target("not a url", ("a", "b"))).err().unwrap();
+        assert!(
+            err.contains("invalid OTLP traces endpoint `not a url`"),
+            "{err}"
+        );
+        let err = http_sink(target("http://127.0.0.1:1/v1/traces", ("bad name", "b")))
+            .err()
+            .unwrap();
+        assert!(err.contains("OTLP header name `bad name`"), "{err}");
+        // Nothing listens on port 1: the POST fails with the URL in the error.
+        let mut sink = http_sink(target("http://127.0.0.1:1/v1/traces", ("a", "b"))).unwrap();
+        let err = sink(vec![1, 2, 3]).unwrap_err();
+        assert!(err.contains("POST http://127.0.0.1:1/v1/traces"), "{err}");
     }
 
     #[test]
