@@ -151,11 +151,7 @@ pub(crate) fn tracer_provider(
         settings,
         protocol(settings, Signal::Traces)?,
         process_sampler(settings)?,
-        crate::fast::Limits {
-            max_batch,
-            max_queue,
-            delay: std::time::Duration::from_secs(5),
-        },
+        (max_batch, max_queue),
         &resource,
         scope,
     )?;

@@ -36,7 +36,7 @@ use opentelemetry_sdk::trace::{
 
 use crate::ObservabilityError;
 use crate::settings::{OtelProtocol, OtelSettings, Signal};
-pub(crate) use pipeline::Limits;
+use pipeline::Limits;
 use pipeline::Pipeline;
 use proto::{Event, Link, SpanRecord};
 
@@ -53,12 +53,13 @@ pub(crate) struct FastTracer {
 
 /// Starts the fast pipeline when `settings` send traces over OTLP/HTTP
 /// without compression (the SDK's exporter keeps the other cases); the
-/// guard's drop shuts it down through [`shutdown`].
+/// guard's drop shuts it down through [`shutdown`]. Batches hold `max_batch`
+/// spans, the queue `max_queue`; the delay is `OTEL_BSP_SCHEDULE_DELAY`.
 pub(crate) fn install(
     settings: &OtelSettings,
     protocol: OtelProtocol,
     sampler: Box<dyn ShouldSample>,
-    limits: Limits,
+    (max_batch, max_queue): (usize, usize),
     resource: &Resource,
     scope: &str,
 ) -> Result<bool, ObservabilityError> {
@@ -75,8 +76,9 @@ pub(crate) fn install(
     };
     let sink = pipeline::http_sink(target).map_err(failed)?;
     let limits = Limits {
+        max_batch,
+        max_queue,
         delay: config::schedule_delay(env),
-        ..limits
     };
     let frame = proto::Frame::new(resource.iter(), scope);
     let pipeline = Pipeline::start(limits, frame, sink)

@@ -271,7 +271,18 @@ mod tests {
         Frame::new(std::iter::empty(), "test")
     }
 
-    fn pipeline(limits: Limits) -> (Pipeline, mpsc::Receiver<Vec<u8>>) {
+    /// A pipeline of `max_batch`/`max_queue` spans and `delay`, whose
+    /// requests arrive on the receiver.
+    fn pipeline(
+        max_batch: usize,
+        max_queue: usize,
+        delay: Duration,
+    ) -> (Pipeline, mpsc::Receiver<Vec<u8>>) {
+        let limits = Limits {
+            max_batch,
+            max_queue,
+            delay,
+        };
         let (tx, rx) = mpsc::channel();
         let sink: Sink = Box::new(move |body| tx.send(body).map_err(|e| e.to_string()));
         (Pipeline::start(limits, frame(), sink).unwrap(), rx)
@@ -279,12 +290,7 @@ mod tests {
 
     #[test]
     fn a_full_batch_is_posted_at_once_and_the_rest_on_flush() {
-        let limits = Limits {
-            max_batch: 3,
-            max_queue: 10,
-            delay: Duration::from_secs(3600),
-        };
-        let (p, rx) = pipeline(limits);
+        let (p, rx) = pipeline(3, 10, Duration::from_secs(3600));
         for _ in 0..4 {
             p.push(b"ab");
         }
@@ -305,12 +311,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_spans_and_counts_them() {
-        let limits = Limits {
-            max_batch: 100,
-            max_queue: 2,
-            delay: Duration::from_secs(3600),
-        };
-        let (p, rx) = pipeline(limits);
+        let (p, rx) = pipeline(100, 2, Duration::from_secs(3600));
         for _ in 0..5 {
             p.push(b"x");
         }
@@ -343,12 +344,7 @@ mod tests {
 
     #[test]
     fn the_delay_posts_a_partial_batch() {
-        let limits = Limits {
-            max_batch: 100,
-            max_queue: 1000,
-            delay: Duration::from_millis(50),
-        };
-        let (p, rx) = pipeline(limits);
+        let (p, rx) = pipeline(100, 1000, Duration::from_millis(50));
         p.push(b"z");
         let got = rx
             .recv_timeout(Duration::from_secs(5))
