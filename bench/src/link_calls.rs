@@ -173,17 +173,21 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     raw_sequential(&nats, xproc_subject, 1000).await?;
-    let raw = raw_sequential(&nats, raw_subject, calls).await?;
-    let xproc = raw_sequential(&nats, xproc_subject, calls).await?;
-    let lat = component_sequential(lattice_port, calls).await?;
-    let loc = component_sequential(local_port, calls).await?;
-    // CPU time of every process per call in the concurrent phases: unlike
-    // calls/s, it hardly moves when other work shares the machine.
+    // CPU time of every process per call: unlike calls/s, it hardly moves
+    // when other work shares the machine.
     let pids: Vec<(&str, Option<u32>)> = ["nats-server", "host a", "host b"]
         .into_iter()
         .zip(procs.0.iter().map(|c| c.id()))
         .chain([("bench", Some(std::process::id()))])
         .collect();
+    let before = cpu_snapshot(&pids);
+    let raw = raw_sequential(&nats, raw_subject, calls).await?;
+    let raw_seq_cpu = cpu_per_call(&pids, &before, calls as f64);
+    let xproc = raw_sequential(&nats, xproc_subject, calls).await?;
+    let before = cpu_snapshot(&pids);
+    let lat = component_sequential(lattice_port, calls).await?;
+    let lat_seq_cpu = cpu_per_call(&pids, &before, calls as f64);
+    let loc = component_sequential(local_port, calls).await?;
     let (before, started) = (cpu_snapshot(&pids), Instant::now());
     let raw_tp = raw_concurrent(&url, raw_subject, callers, seconds).await?;
     let raw_cpu = cpu_per_call(&pids, &before, raw_tp * started.elapsed().as_secs_f64());
@@ -191,7 +195,9 @@ async fn main() -> anyhow::Result<()> {
     let (before, started) = (cpu_snapshot(&pids), Instant::now());
     let lat_tp = component_concurrent(lattice_port, callers, seconds, batch).await?;
     let lat_cpu = cpu_per_call(&pids, &before, lat_tp * started.elapsed().as_secs_f64());
+    let (before, started) = (cpu_snapshot(&pids), Instant::now());
     let loc_tp = component_concurrent(local_port, callers, seconds, batch).await?;
+    let loc_cpu = cpu_per_call(&pids, &before, loc_tp * started.elapsed().as_secs_f64());
 
     println!();
     println!(
@@ -219,8 +225,14 @@ async fn main() -> anyhow::Result<()> {
         lat.0 / loc.0
     );
     println!();
-    println!("CPU µs per call at {callers} callers (utime+stime from /proc, 10 ms ticks):");
-    for (label, cpu) in [("raw (same process)", &raw_cpu), ("lattice", &lat_cpu)] {
+    println!("CPU µs per call (utime+stime from /proc, 10 ms ticks):");
+    for (label, cpu) in [
+        ("sequential, raw (same process)", &raw_seq_cpu),
+        ("sequential, lattice", &lat_seq_cpu),
+        ("32 callers, raw (same process)", &raw_cpu),
+        ("32 callers, lattice", &lat_cpu),
+        ("32 callers, in-process", &loc_cpu),
+    ] {
         let total: f64 = cpu.iter().map(|(_, us)| us).sum();
         let parts: Vec<String> = cpu
             .iter()

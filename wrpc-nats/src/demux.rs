@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_nats::message::OutboundMessage;
 use async_nats::{StatusCode, Subject};
 use bytes::Bytes;
-use futures::StreamExt as _;
+use futures::{FutureExt as _, StreamExt as _};
 use tokio::time::Instant;
 
 use crate::error::{RemoteErrorKind, WrpcError};
@@ -525,8 +525,19 @@ pub(crate) async fn run(
     counters: Arc<Counters>,
     outbox: Arc<Outbox>,
 ) {
-    while let Some(message) = subscription.next().await {
-        route(&inbox_prefix, &table, &counters, &outbox, message);
+    // One round = every message ready now; the outbox learns how many
+    // (a lone delivery lets the next request skip its pump).
+    loop {
+        let Some(first) = subscription.next().await else {
+            break;
+        };
+        route(&inbox_prefix, &table, &counters, &outbox, first);
+        let mut count = 1;
+        while let Some(Some(message)) = subscription.next().now_or_never() {
+            route(&inbox_prefix, &table, &counters, &outbox, message);
+            count += 1;
+        }
+        outbox.delivered(count);
     }
     tracing::debug!(inbox = %inbox_prefix, "wRPC inbox subscription ended");
 }

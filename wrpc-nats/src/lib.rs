@@ -159,7 +159,7 @@ impl Transport {
         let inbox_prefix = format!("{inbox}.");
         let table = Arc::new(CallTable::new());
         let counters = Arc::new(Counters::default());
-        let outbox = Arc::new(outbox::Outbox::default());
+        let outbox = Arc::new(outbox::Outbox::new(nats.clone()));
         let demux = tokio::spawn(demux::run(
             subscription,
             inbox_prefix.clone(),

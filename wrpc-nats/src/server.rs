@@ -518,7 +518,7 @@ impl AsyncWrite for ResultWriter {
                     this.shared
                         .inner
                         .outbox
-                        .push(messages)
+                        .push_reply(messages)
                         .map_err(WrpcError::into_io)?;
                     *sent = true;
                 }
