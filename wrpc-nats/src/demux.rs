@@ -41,6 +41,7 @@ pub(crate) struct Counters {
     pub inline_nested_calls: AtomicU64,
     pub held_fallbacks: AtomicU64,
     pub served_inline_nested: AtomicU64,
+    pub direct_publishes: AtomicU64,
 }
 
 impl Counters {

@@ -111,6 +111,9 @@ pub struct TransportStats {
     pub held_fallbacks: u64,
     /// Calls served compactly from a request with inline nested params.
     pub served_inline_nested: u64,
+    /// Publishes (replies, or requests after a lone delivery) handed to the
+    /// connection directly rather than through the outbox's pump task.
+    pub direct_publishes: u64,
 }
 
 pub(crate) struct Inner {
@@ -159,7 +162,7 @@ impl Transport {
         let inbox_prefix = format!("{inbox}.");
         let table = Arc::new(CallTable::new());
         let counters = Arc::new(Counters::default());
-        let outbox = Arc::new(outbox::Outbox::new(nats.clone()));
+        let outbox = Arc::new(outbox::Outbox::new(nats.clone(), Arc::clone(&counters)));
         let demux = tokio::spawn(demux::run(
             subscription,
             inbox_prefix.clone(),
@@ -249,6 +252,7 @@ impl Transport {
             inline_nested_calls: get(&c.inline_nested_calls),
             held_fallbacks: get(&c.held_fallbacks),
             served_inline_nested: get(&c.served_inline_nested),
+            direct_publishes: get(&c.direct_publishes),
         }
     }
 }

@@ -35,6 +35,7 @@ use std::task::{Context, Poll, Waker};
 use async_nats::message::OutboundMessage;
 use futures::{Sink, SinkExt as _};
 
+use crate::demux::Counters;
 use crate::error::WrpcError;
 
 #[derive(Default)]
@@ -54,13 +55,15 @@ pub(crate) struct Outbox {
     /// The connection, for messages that skip the pump (a handle of its own:
     /// publishing through the `Sink` needs `&mut`).
     direct: Mutex<async_nats::Client>,
+    counters: Arc<Counters>,
 }
 
 impl Outbox {
-    pub(crate) fn new(nats: async_nats::Client) -> Self {
+    pub(crate) fn new(nats: async_nats::Client, counters: Arc<Counters>) -> Self {
         Self {
             state: Mutex::default(),
             direct: Mutex::new(nats),
+            counters,
         }
     }
 
@@ -112,6 +115,7 @@ impl Outbox {
                 && let Ok(mut nats) = self.direct.try_lock()
             {
                 send_now(&mut nats, &mut messages, &mut state.queue);
+                Counters::bump(&self.counters.direct_publishes);
             }
             state.queue.extend(messages);
             if state.queue.is_empty() {
