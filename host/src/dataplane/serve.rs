@@ -7,16 +7,15 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Waker};
+use std::task::{Context, Poll, Waker};
 
-use futures::StreamExt as _;
 use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 use wrpc_transport::Serve as _;
 
 use super::DataPlane;
 use crate::observability::spans;
-use crate::runtime::RunningComponent;
+use crate::runtime::{Finished, RunningComponent};
 use crate::runtime::component::InvokeError;
 use crate::runtime::state::TraceContext;
 
@@ -90,7 +89,10 @@ impl ExportServer {
             let func: Arc<str> = Arc::from(export.func.as_str());
             tasks.push(tokio::spawn(async move {
                 let mut stream = std::pin::pin!(stream);
-                while let Some(item) = stream.next().await {
+                // Instances of calls that answered, torn down once nothing
+                // else is ready (see `next_call`).
+                let mut finished = Vec::new();
+                while let Some(item) = next_call(stream.as_mut(), &mut finished).await {
                     let (cx, tx, rx) = match item {
                         Ok(item) => item,
                         Err(e) => {
@@ -110,7 +112,7 @@ impl ExportServer {
                             let message = format!("component `{id}` no longer runs on this host");
                             spans::fail(&span, &message);
                             reporter.fail(trellis_wrpc::RemoteErrorKind::Stopping, message);
-                            return;
+                            return None;
                         };
                         if let Some(policy) = dp.policy()
                             && let Err(denial) =
@@ -121,18 +123,24 @@ impl ExportServer {
                                 trellis_wrpc::RemoteErrorKind::Internal,
                                 denial.to_string(),
                             );
-                            return;
+                            return None;
                         }
                         dp.count_served();
-                        if let Err(e) = current
+                        let (result, done) = current
                             .serve_call(cx, &instance, &func, (tx, rx), &span)
-                            .await
-                        {
+                            .await;
+                        if let Err(e) = result {
                             spans::fail(&span, &e);
                             reporter.fail(remote_kind(&e), e.to_string());
                         }
+                        done
                     };
-                    start_call(Box::pin(task.instrument(span)));
+                    if let Some(done) = start_call(Box::pin(task.instrument(span))) {
+                        finished.push(done);
+                        if finished.len() >= MAX_FINISHED {
+                            finished.clear();
+                        }
+                    }
                 }
             }));
         }
@@ -158,8 +166,44 @@ impl ExportServer {
     }
 }
 
+/// At most this many answered calls wait for their teardown: an export
+/// that never runs out of calls tears them down in batches of this size.
+const MAX_FINISHED: usize = 16;
+
+/// The export's next call; `None` once its subscription ends.
+///
+/// Tearing an instance down (dropping its store: wasmtime resets the pool
+/// slot) takes microseconds, and the reply of its call is only queued, not
+/// written, until the connection task runs, after this one. So answered
+/// calls wait in `finished`: when no call is ready this task yields
+/// (`yield_now` lets every other ready task run first, the connection
+/// included) and only then tears them down.
+async fn next_call<S: futures::Stream + ?Sized>(
+    mut stream: Pin<&mut S>,
+    finished: &mut Vec<Finished>,
+) -> Option<S::Item> {
+    loop {
+        let teardown = !finished.is_empty();
+        let next = std::future::poll_fn(|cx| match stream.as_mut().poll_next(cx) {
+            Poll::Pending if teardown => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(item) => Poll::Ready(Some(item)),
+        })
+        .await;
+        match next {
+            Some(item) => return item,
+            None => {
+                tokio::task::yield_now().await;
+                finished.clear();
+            }
+        }
+    }
+}
+
 /// Runs one served call on the export server's own task until it first has
-/// to wait, and only then gives it a task of its own.
+/// to wait, and only then gives it a task of its own. Returns the instance
+/// of a call that finished in that first poll, for the export server to tear
+/// down when idle.
 ///
 /// A call that needs nothing from outside (instantiate, run, encode, queue
 /// the reply: the common case) finishes in that first poll, so it costs no
@@ -167,14 +211,21 @@ impl ExportServer {
 /// of another worker. A call that waits (for an instance permit, on a call
 /// of its own) or computes for long (served stores yield at every epoch
 /// tick, `runtime::calls`) is moved to its own task, so one slow call holds
-/// the export's other calls back by at most one tick.
-fn start_call(mut call: Pin<Box<dyn Future<Output = ()> + Send>>) {
+/// the export's other calls back by at most one tick; that task tears its
+/// instance down itself when done.
+fn start_call(
+    mut call: Pin<Box<dyn Future<Output = Option<Finished>> + Send>>,
+) -> Option<Finished> {
     // A no-op waker: if the call is pending, the spawned task polls it
     // again at once, and every future re-registers the waker it is polled
     // with.
     let mut cx = Context::from_waker(Waker::noop());
-    if call.as_mut().poll(&mut cx).is_pending() {
-        tokio::spawn(call);
+    match call.as_mut().poll(&mut cx) {
+        Poll::Ready(done) => done,
+        Poll::Pending => {
+            tokio::spawn(call);
+            None
+        }
     }
 }
 

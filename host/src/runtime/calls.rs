@@ -15,6 +15,24 @@ use super::state::CallScope;
 use crate::observability::metrics::InvocationMetrics;
 use crate::observability::spans;
 
+/// The permits that bound a running instance: the component's own and the
+/// host's instance slot.
+type InstancePermits = (
+    tokio::sync::OwnedSemaphorePermit,
+    tokio::sync::OwnedSemaphorePermit,
+);
+
+/// What is left of a served call once it has answered: its store (the
+/// instance and its pool slot) and the permits that bound it. Dropping it
+/// tears the instance down (wasmtime resets the pool slot), which the
+/// export server does once the reply is on its way (`dataplane::serve`),
+/// not between the reply and its write. The store goes first, then the
+/// permits, so a permit never outlives its slot.
+pub(crate) struct Finished {
+    _store: wasmtime::Store<super::InvocationState>,
+    _permits: InstancePermits,
+}
+
 /// A local call ready to run (see `RunningComponent::prepare_local`).
 struct LocalCall {
     index: wasmtime::component::ComponentExportIndex,
@@ -22,10 +40,7 @@ struct LocalCall {
     results: usize,
     budget: Duration,
     /// Held for the whole call.
-    _permits: (
-        tokio::sync::OwnedSemaphorePermit,
-        tokio::sync::OwnedSemaphorePermit,
-    ),
+    _permits: InstancePermits,
     store: wasmtime::Store<super::InvocationState>,
 }
 
@@ -173,28 +188,31 @@ impl RunningComponent {
 
     /// Runs one call that arrived over the lattice: decodes the parameters
     /// from `rx`, calls, encodes the results to `tx`. Its `component.invoke`
-    /// span is a child of `parent` (the `lattice.serve` span).
-    pub async fn serve_call(
+    /// span is a child of `parent` (the `lattice.serve` span). Returns the
+    /// instance to tear down, if one was made, besides the outcome.
+    pub(crate) async fn serve_call(
         &self,
         cx: trellis_wrpc::ServeContext,
         instance: &str,
         func: &str,
         (tx, rx): (trellis_wrpc::ResultWriter, trellis_wrpc::ParamReader),
         parent: &tracing::Span,
-    ) -> Result<(), InvokeError> {
+    ) -> (Result<(), InvokeError>, Option<Finished>) {
         let span = spans::invoke(&parent.clone().into(), &self.id, instance, func);
         let metrics = InvocationMetrics::start(&self.id, self.image_ref(), instance, func);
+        let mut finished = None;
         let result = self
-            .serve_call_in(cx, instance, func, tx, rx, span.clone())
+            .serve_call_in(cx, instance, func, tx, rx, span.clone(), &mut finished)
             .instrument(span.clone())
             .await;
         if let Err(e) = &result {
             spans::fail(&span, e);
         }
         metrics.finish(result.is_ok());
-        result
+        (result, finished)
     }
 
+    #[allow(clippy::too_many_arguments, reason = "one private step of serve_call")]
     async fn serve_call_in(
         &self,
         cx: trellis_wrpc::ServeContext,
@@ -203,6 +221,7 @@ impl RunningComponent {
         tx: trellis_wrpc::ResultWriter,
         rx: trellis_wrpc::ParamReader,
         span: tracing::Span,
+        finished: &mut Option<Finished>,
     ) -> Result<(), InvokeError> {
         let export = self
             .exports()
@@ -225,7 +244,7 @@ impl RunningComponent {
         if budget.is_zero() {
             return Err(self.deadline(budget));
         }
-        let _permits = self.acquire_within(budget).await?;
+        let permits = self.acquire_within(budget).await?;
         let mut store = self.new_store_in(scope);
         // The export server runs a call on its own task until the call first
         // waits (`dataplane::serve`): a guest that computes for long must
@@ -265,10 +284,15 @@ impl RunningComponent {
                 },
             })
         };
-        match tokio::time::timeout(budget, call).await {
+        let result = match tokio::time::timeout(budget, call).await {
             Ok(r) => r,
             Err(_) => Err(self.deadline(budget)),
-        }
+        };
+        *finished = Some(Finished {
+            _store: store,
+            _permits: permits,
+        });
+        result
     }
 
     fn not_exported(&self, instance: &str, func: &str) -> InvokeError {

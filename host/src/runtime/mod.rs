@@ -14,5 +14,6 @@ pub use component::{
     CompiledArtifact, ComponentError, ComponentParams, InvokeError, RunningComponent, SharedConfig,
     VerifiedClaims, check_header, compile, error_status,
 };
+pub(crate) use calls::Finished;
 pub use engine::{Runtime, RuntimeError};
 pub use state::{CallScope, InvocationState};
