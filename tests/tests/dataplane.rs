@@ -141,6 +141,45 @@ async fn ping_pong_across_hosts_spreads_calls_over_every_pong_host() {
     );
 }
 
+/// A served call's instance is torn down after its reply is out, while its
+/// instance permit is still held: with one instance allowed, every call of a
+/// concurrent burst must still get its turn (none fails as busy, none waits
+/// out its deadline).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_target_limited_to_one_instance_answers_every_call_of_a_burst() {
+    let mut l = TestLattice::start().await.unwrap();
+    let a = l.host().await.unwrap();
+    let b = l.host().await.unwrap();
+    scale(&mut l, a.id(), &image("pinger"), "pinger", 16)
+        .await
+        .unwrap();
+    scale(&mut l, b.id(), &image("ponger"), "ponger", 1)
+        .await
+        .unwrap();
+    put_link(&l, pong_link("pinger", "ponger", "default")).await;
+    let port = expose_http(&mut l, a.id(), "pinger").await.unwrap();
+    assert_eq!(http_until(port, "/", 200).await.unwrap(), "ping -> pong\n");
+
+    let started = Instant::now();
+    for _ in 0..3 {
+        // Each request makes ten `ping()` calls in a row.
+        let requests = (0..16).map(|_| http_get(port, "/bench?n=10"));
+        for result in futures::future::join_all(requests).await {
+            let (status, body) = result.unwrap();
+            assert_eq!(status, 200, "{body}");
+            assert!(body.starts_with("n=10 "), "{body}");
+        }
+    }
+    // 480 calls, one instance at a time: well under a call's deadline.
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the burst took {:?}",
+        started.elapsed()
+    );
+    let served = counts_until(&l, &b, |c| c.served >= 481).await;
+    assert_eq!(served.served, 481, "{served:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn co_located_target_is_called_in_process_without_nats() {
     let mut l = TestLattice::start().await.unwrap();

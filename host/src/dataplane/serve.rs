@@ -15,9 +15,9 @@ use wrpc_transport::Serve as _;
 
 use super::DataPlane;
 use crate::observability::spans;
-use crate::runtime::{Finished, RunningComponent};
 use crate::runtime::component::InvokeError;
 use crate::runtime::state::TraceContext;
+use crate::runtime::{Finished, RunningComponent};
 
 /// The `lattice.serve` span of one incoming call, a child of the caller's
 /// span named by the message's `traceparent`.
@@ -135,11 +135,17 @@ impl ExportServer {
                         }
                         done
                     };
-                    if let Some(done) = start_call(Box::pin(task.instrument(span))) {
-                        finished.push(done);
-                        if finished.len() >= MAX_FINISHED {
-                            finished.clear();
+                    match start_call(Box::pin(task.instrument(span))) {
+                        Started::Done(Some(done)) => {
+                            finished.push(done);
+                            if finished.len() >= MAX_FINISHED {
+                                finished.clear();
+                            }
                         }
+                        Started::Done(None) => {}
+                        // It may wait for an instance permit that an
+                        // answered call still holds: release them now.
+                        Started::Spawned => finished.clear(),
                     }
                 }
             }));
@@ -200,10 +206,16 @@ async fn next_call<S: futures::Stream + ?Sized>(
     }
 }
 
+/// How [`start_call`] left a call.
+enum Started {
+    /// It finished in its first poll, leaving this instance to tear down.
+    Done(Option<Finished>),
+    /// It waits, on a task of its own.
+    Spawned,
+}
+
 /// Runs one served call on the export server's own task until it first has
-/// to wait, and only then gives it a task of its own. Returns the instance
-/// of a call that finished in that first poll, for the export server to tear
-/// down when idle.
+/// to wait, and only then gives it a task of its own.
 ///
 /// A call that needs nothing from outside (instantiate, run, encode, queue
 /// the reply: the common case) finishes in that first poll, so it costs no
@@ -213,18 +225,16 @@ async fn next_call<S: futures::Stream + ?Sized>(
 /// tick, `runtime::calls`) is moved to its own task, so one slow call holds
 /// the export's other calls back by at most one tick; that task tears its
 /// instance down itself when done.
-fn start_call(
-    mut call: Pin<Box<dyn Future<Output = Option<Finished>> + Send>>,
-) -> Option<Finished> {
+fn start_call(mut call: Pin<Box<dyn Future<Output = Option<Finished>> + Send>>) -> Started {
     // A no-op waker: if the call is pending, the spawned task polls it
     // again at once, and every future re-registers the waker it is polled
     // with.
     let mut cx = Context::from_waker(Waker::noop());
     match call.as_mut().poll(&mut cx) {
-        Poll::Ready(done) => done,
+        Poll::Ready(done) => Started::Done(done),
         Poll::Pending => {
             tokio::spawn(call);
-            None
+            Started::Spawned
         }
     }
 }

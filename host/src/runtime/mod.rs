@@ -10,10 +10,10 @@ mod engine;
 pub(crate) mod state;
 
 pub use cache::PrecompiledCache;
+pub(crate) use calls::Finished;
 pub use component::{
     CompiledArtifact, ComponentError, ComponentParams, InvokeError, RunningComponent, SharedConfig,
     VerifiedClaims, check_header, compile, error_status,
 };
-pub(crate) use calls::Finished;
 pub use engine::{Runtime, RuntimeError};
 pub use state::{CallScope, InvocationState};
