@@ -17,7 +17,7 @@ use super::DataPlane;
 use crate::observability::spans;
 use crate::runtime::component::InvokeError;
 use crate::runtime::state::TraceContext;
-use crate::runtime::{Finished, RunningComponent};
+use crate::runtime::{Finished, RunningComponent, Spare};
 
 /// The `lattice.serve` span of one incoming call, a child of the caller's
 /// span named by the message's `traceparent`.
@@ -89,10 +89,8 @@ impl ExportServer {
             let func: Arc<str> = Arc::from(export.func.as_str());
             tasks.push(tokio::spawn(async move {
                 let mut stream = std::pin::pin!(stream);
-                // Instances of calls that answered, torn down once nothing
-                // else is ready (see `next_call`).
-                let mut finished = Vec::new();
-                while let Some(item) = next_call(stream.as_mut(), &mut finished).await {
+                let mut idle = IdleWork::default();
+                while let Some(item) = idle.next_call(stream.as_mut(), &dp, &id).await {
                     let (cx, tx, rx) = match item {
                         Ok(item) => item,
                         Err(e) => {
@@ -105,6 +103,7 @@ impl ExportServer {
                     let instance = instance.clone();
                     let func = func.clone();
                     let span = served_span(&cx, &id, &instance, &func);
+                    let spare = idle.take_spare();
                     let task = async move {
                         let reporter = tx.reporter();
                         let span = tracing::Span::current();
@@ -127,7 +126,7 @@ impl ExportServer {
                         }
                         dp.count_served();
                         let (result, done) = current
-                            .serve_call(cx, &instance, &func, (tx, rx), &span)
+                            .serve_call(cx, &instance, &func, (tx, rx), spare, &span)
                             .await;
                         if let Err(e) = result {
                             spans::fail(&span, &e);
@@ -135,18 +134,7 @@ impl ExportServer {
                         }
                         done
                     };
-                    match start_call(Box::pin(task.instrument(span))) {
-                        Started::Done(Some(done)) => {
-                            finished.push(done);
-                            if finished.len() >= MAX_FINISHED {
-                                finished.clear();
-                            }
-                        }
-                        Started::Done(None) => {}
-                        // It may wait for an instance permit that an
-                        // answered call still holds: release them now.
-                        Started::Spawned => finished.clear(),
-                    }
+                    idle.started(start_call(Box::pin(task.instrument(span))));
                 }
             }));
         }
@@ -176,32 +164,83 @@ impl ExportServer {
 /// that never runs out of calls tears them down in batches of this size.
 const MAX_FINISHED: usize = 16;
 
-/// The export's next call; `None` once its subscription ends.
+/// What an export server does when no call is ready, so that it is not
+/// done between a call's arrival and its reply being written:
+/// - tear down the instances of answered calls (dropping a store: wasmtime
+///   resets the pool slot);
+/// - make the instance of the next call (a [`Spare`]), once the export has
+///   been called: the next call does not wait for its instantiation.
 ///
-/// Tearing an instance down (dropping its store: wasmtime resets the pool
-/// slot) takes microseconds, and the reply of its call is only queued, not
-/// written, until the connection task runs, after this one. So answered
-/// calls wait in `finished`: when no call is ready this task yields
-/// (`yield_now` lets every other ready task run first, the connection
-/// included) and only then tears them down.
-async fn next_call<S: futures::Stream + ?Sized>(
-    mut stream: Pin<&mut S>,
-    finished: &mut Vec<Finished>,
-) -> Option<S::Item> {
-    loop {
-        let teardown = !finished.is_empty();
-        let next = std::future::poll_fn(|cx| match stream.as_mut().poll_next(cx) {
-            Poll::Pending if teardown => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(item) => Poll::Ready(Some(item)),
-        })
-        .await;
-        match next {
-            Some(item) => return item,
-            None => {
-                tokio::task::yield_now().await;
-                finished.clear();
+/// Both wait until `yield_now` has let every other ready task run, the
+/// connection task (which writes the replies) included.
+#[derive(Default)]
+struct IdleWork {
+    finished: Vec<Finished>,
+    spare: Option<Spare>,
+    /// A call took the spare (or found none) since the last idle round.
+    want_spare: bool,
+}
+
+/// What the export's subscription had.
+enum Next<T> {
+    Call(T),
+    /// Nothing ready now.
+    Idle,
+    End,
+}
+
+impl IdleWork {
+    /// The export's next call; `None` once its subscription ends.
+    async fn next_call<S: futures::Stream + ?Sized>(
+        &mut self,
+        mut stream: Pin<&mut S>,
+        dp: &DataPlane,
+        id: &str,
+    ) -> Option<S::Item> {
+        loop {
+            let work = !self.finished.is_empty() || self.want_spare;
+            let next = std::future::poll_fn(|cx| match stream.as_mut().poll_next(cx) {
+                Poll::Pending if work => Poll::Ready(Next::Idle),
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Some(item)) => Poll::Ready(Next::Call(item)),
+                Poll::Ready(None) => Poll::Ready(Next::End),
+            })
+            .await;
+            match next {
+                Next::Call(item) => return Some(item),
+                Next::End => return None,
+                Next::Idle => {
+                    tokio::task::yield_now().await;
+                    self.finished.clear();
+                    if std::mem::take(&mut self.want_spare)
+                        && self.spare.is_none()
+                        && let Some(current) = dp.current(id)
+                    {
+                        self.spare = current.prepare_spare().await;
+                    }
+                }
             }
+        }
+    }
+
+    /// The spare for the call about to start.
+    fn take_spare(&mut self) -> Option<Spare> {
+        self.want_spare = true;
+        self.spare.take()
+    }
+
+    fn started(&mut self, started: Started) {
+        match started {
+            Started::Done(Some(done)) => {
+                self.finished.push(done);
+                if self.finished.len() >= MAX_FINISHED {
+                    self.finished.clear();
+                }
+            }
+            Started::Done(None) => {}
+            // It may wait for an instance permit that an answered call
+            // still holds: release them now.
+            Started::Spawned => self.finished.clear(),
         }
     }
 }

@@ -33,6 +33,34 @@ pub(crate) struct Finished {
     _permits: InstancePermits,
 }
 
+/// An instance made before its call arrived (see `dataplane::serve`), so a
+/// served call does not wait for its instantiation. It is still a fresh
+/// instance: none of its exports has run, and it serves exactly one call.
+/// Its store has no call scope yet, and it holds a host instance slot but
+/// not the component's own permit (an idle spare never keeps a call of
+/// the component waiting).
+pub(crate) struct Spare {
+    store: wasmtime::Store<super::InvocationState>,
+    instance: wasmtime::component::Instance,
+    slot: tokio::sync::OwnedSemaphorePermit,
+    /// The generation that made it (its permits), to tell a stale spare.
+    generation: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+/// Host instance slots a spare leaves free for calls.
+const SPARE_SLOT_MARGIN: usize = 8;
+
+impl Spare {
+    /// Whether it was made by `component` and with its current config.
+    fn is_for(&self, component: &RunningComponent) -> bool {
+        std::sync::Arc::ptr_eq(&self.generation, &component.permits)
+            && component
+                .config
+                .read()
+                .is_ok_and(|config| std::sync::Arc::ptr_eq(&self.store.data().config, &config))
+    }
+}
+
 /// A local call ready to run (see `RunningComponent::prepare_local`).
 struct LocalCall {
     index: wasmtime::component::ComponentExportIndex,
@@ -186,6 +214,25 @@ impl RunningComponent {
         }
     }
 
+    /// An instance for this component's next served call, made now; `None`
+    /// when the host has few instance slots left or instantiation fails
+    /// (the call then instantiates as usual, and reports the failure).
+    pub(crate) async fn prepare_spare(&self) -> Option<Spare> {
+        let slots = self.runtime.instance_slots();
+        if slots.available_permits() <= SPARE_SLOT_MARGIN {
+            return None;
+        }
+        let slot = slots.clone().try_acquire_owned().ok()?;
+        let mut store = self.new_store_in(CallScope::root(self.max_execution_time));
+        let instance = self.pre.instantiate_async(&mut store).await.ok()?;
+        Some(Spare {
+            store,
+            instance,
+            slot,
+            generation: self.permits.clone(),
+        })
+    }
+
     /// Runs one call that arrived over the lattice: decodes the parameters
     /// from `rx`, calls, encodes the results to `tx`. Its `component.invoke`
     /// span is a child of `parent` (the `lattice.serve` span). Returns the
@@ -196,13 +243,21 @@ impl RunningComponent {
         instance: &str,
         func: &str,
         (tx, rx): (trellis_wrpc::ResultWriter, trellis_wrpc::ParamReader),
+        spare: Option<Spare>,
         parent: &tracing::Span,
     ) -> (Result<(), InvokeError>, Option<Finished>) {
         let span = spans::invoke(&parent.clone().into(), &self.id, instance, func);
         let metrics = InvocationMetrics::start(&self.id, self.image_ref(), instance, func);
         let mut finished = None;
         let result = self
-            .serve_call_in(cx, instance, func, tx, rx, span.clone(), &mut finished)
+            .serve_call_in(
+                cx,
+                instance,
+                func,
+                (tx, rx, spare),
+                span.clone(),
+                &mut finished,
+            )
             .instrument(span.clone())
             .await;
         if let Err(e) = &result {
@@ -212,14 +267,16 @@ impl RunningComponent {
         (result, finished)
     }
 
-    #[allow(clippy::too_many_arguments, reason = "one private step of serve_call")]
     async fn serve_call_in(
         &self,
         cx: trellis_wrpc::ServeContext,
         instance: &str,
         func: &str,
-        tx: trellis_wrpc::ResultWriter,
-        rx: trellis_wrpc::ParamReader,
+        (tx, rx, spare): (
+            trellis_wrpc::ResultWriter,
+            trellis_wrpc::ParamReader,
+            Option<Spare>,
+        ),
         span: tracing::Span,
         finished: &mut Option<Finished>,
     ) -> Result<(), InvokeError> {
@@ -244,8 +301,19 @@ impl RunningComponent {
         if budget.is_zero() {
             return Err(self.deadline(budget));
         }
-        let permits = self.acquire_within(budget).await?;
-        let mut store = self.new_store_in(scope);
+        let (permits, mut store, ready) = match spare.filter(|spare| spare.is_for(self)) {
+            Some(spare) => {
+                let own = self.take_permit(&self.permits, budget).await?;
+                let mut store = spare.store;
+                store.data_mut().scope = scope;
+                ((own, spare.slot), store, Some(spare.instance))
+            }
+            None => (
+                self.acquire_within(budget).await?,
+                self.new_store_in(scope),
+                None,
+            ),
+        };
         // The export server runs a call on its own task until the call first
         // waits (`dataplane::serve`): a guest that computes for long must
         // give the task back, so served stores yield at every epoch tick.
@@ -253,11 +321,14 @@ impl RunningComponent {
         let params = export.param_types();
         let results = export.result_types();
         let call = async {
-            let instance = self
-                .pre
-                .instantiate_async(&mut store)
-                .await
-                .map_err(|e| self.trap(e))?;
+            let instance = match ready {
+                Some(instance) => instance,
+                None => self
+                    .pre
+                    .instantiate_async(&mut store)
+                    .await
+                    .map_err(|e| self.trap(e))?,
+            };
             let Some(f) = instance.get_func(&mut store, export.index) else {
                 return Err(self.not_exported(&export.instance, &export.func));
             };

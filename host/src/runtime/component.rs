@@ -140,8 +140,8 @@ pub struct RunningComponent {
     annotations: BTreeMap<String, String>,
     pub(super) pre: InstancePre<InvocationState>,
     proxy: Option<ProxyPre<InvocationState>>,
-    permits: Arc<Semaphore>,
-    config: SharedConfig,
+    pub(super) permits: Arc<Semaphore>,
+    pub(super) config: SharedConfig,
     pub(super) runtime: Arc<Runtime>,
     pub(super) max_execution_time: Duration,
     claims: Option<VerifiedClaims>,
@@ -315,7 +315,7 @@ impl RunningComponent {
 
     /// One permit of `semaphore`: at once when one is free (no timer on the
     /// hot path), else waiting at most `wait`.
-    async fn take_permit(
+    pub(super) async fn take_permit(
         &self,
         semaphore: &Arc<Semaphore>,
         wait: Duration,

@@ -10,7 +10,7 @@ mod engine;
 pub(crate) mod state;
 
 pub use cache::PrecompiledCache;
-pub(crate) use calls::Finished;
+pub(crate) use calls::{Finished, Spare};
 pub use component::{
     CompiledArtifact, ComponentError, ComponentParams, InvokeError, RunningComponent, SharedConfig,
     VerifiedClaims, check_header, compile, error_status,
