@@ -37,6 +37,10 @@ pub struct CallCounts {
     pub lattice: u64,
     /// Calls received from the lattice and run by components here.
     pub served: u64,
+    /// Of `served`, those that ran on an instance made while their export
+    /// was idle (absent from older hosts).
+    #[serde(default)]
+    pub served_ahead: u64,
 }
 
 #[cfg(test)]

@@ -178,6 +178,21 @@ async fn a_target_limited_to_one_instance_answers_every_call_of_a_burst() {
     );
     let served = counts_until(&l, &b, |c| c.served >= 481).await;
     assert_eq!(served.served, 481, "{served:?}");
+
+    // One call at a time: while the export waits for the next call, it
+    // makes that call's instance, so calls after the first run on it.
+    for _ in 0..5 {
+        assert_eq!(
+            http_get(port, "/").await.unwrap(),
+            (200, "ping -> pong\n".to_string())
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let after = counts_until(&l, &b, |c| c.served >= 486).await;
+    assert!(
+        after.served_ahead >= served.served_ahead + 4,
+        "before {served:?} after {after:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

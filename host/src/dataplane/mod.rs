@@ -37,6 +37,7 @@ pub struct CallStats {
     local: AtomicU64,
     lattice: AtomicU64,
     served: AtomicU64,
+    served_ahead: AtomicU64,
 }
 
 /// Shared by the host, the import routers of every component and the export
@@ -224,6 +225,9 @@ impl DataPlane {
     pub(crate) fn count_served(&self) {
         self.stats.served.fetch_add(1, Ordering::Relaxed);
     }
+    pub(crate) fn count_served_ahead(&self) {
+        self.stats.served_ahead.fetch_add(1, Ordering::Relaxed);
+    }
 
     /// Calls by path so far.
     pub fn counts(&self) -> CallCounts {
@@ -231,6 +235,7 @@ impl DataPlane {
             local: self.stats.local.load(Ordering::Relaxed),
             lattice: self.stats.lattice.load(Ordering::Relaxed),
             served: self.stats.served.load(Ordering::Relaxed),
+            served_ahead: self.stats.served_ahead.load(Ordering::Relaxed),
         }
     }
 

@@ -306,6 +306,7 @@ impl RunningComponent {
                 let own = self.take_permit(&self.permits, budget).await?;
                 let mut store = spare.store;
                 store.data_mut().scope = scope;
+                self.dataplane.count_served_ahead();
                 ((own, spare.slot), store, Some(spare.instance))
             }
             None => (

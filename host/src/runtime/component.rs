@@ -146,7 +146,7 @@ pub struct RunningComponent {
     pub(super) max_execution_time: Duration,
     claims: Option<VerifiedClaims>,
     exports: Arc<ExportTable>,
-    dataplane: Arc<DataPlane>,
+    pub(super) dataplane: Arc<DataPlane>,
     /// Whether it imports `wasi:http/outgoing-handler` (its stores then look
     /// up the http-client link).
     outgoing_http: bool,
