@@ -107,6 +107,10 @@ pub(crate) struct HostInner {
     /// Fires when the NATS connection is (re-)established.
     pub reconnected: Arc<Notify>,
     pub stop_tx: watch::Sender<bool>,
+    /// Ends the control-interface loops (before `host_stopped`).
+    pub ctl_stop: watch::Sender<bool>,
+    /// The control-interface loops, one per subscription.
+    pub ctl_tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     pub http: HttpIngress,
 }
 
@@ -200,6 +204,8 @@ impl Host {
             inventory_changed: Notify::new(),
             reconnected,
             stop_tx,
+            ctl_stop: watch::channel(false).0,
+            ctl_tasks: Mutex::new(Vec::new()),
             http: HttpIngress::default(),
             config,
         });
@@ -502,6 +508,16 @@ impl HostInner {
         let timeout = drain_timeout.unwrap_or(self.config.drain_timeout);
         futures::future::join_all(running.iter().map(|c| c.drain(timeout))).await;
         self.provider_sup.stop_all().await;
+        // Stop answering control requests first: once `host_stopped` is out,
+        // no ping or inventory request may still reach this host (NATS
+        // handles the unsubscribes before the event: one connection).
+        let _ = self.ctl_stop.send(true);
+        let loops = self
+            .ctl_tasks
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
+        let _ = tokio::time::timeout(STOP_FAREWELL_TIMEOUT, futures::future::join_all(loops)).await;
         let farewell = async {
             self.events
                 .publish(LatticeEvent::HostStopped(HostStopped {

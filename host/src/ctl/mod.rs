@@ -151,14 +151,17 @@ pub(crate) async fn serve(host: Arc<HostInner>) -> Result<(), HostError> {
         subs.push(sub);
     }
     let subjects = Arc::new(subjects);
+    let mut loops = Vec::new();
     for mut sub in subs {
         let host = host.clone();
         let subjects = subjects.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let mut stop = host.stop_tx.subscribe();
+            let mut ctl_stop = host.ctl_stop.subscribe();
             loop {
                 let msg = tokio::select! {
                     _ = stop.changed() => break,
+                    _ = ctl_stop.changed() => break,
                     m = sub.next() => match m { Some(m) => m, None => break },
                 };
                 let host = host.clone();
@@ -167,6 +170,10 @@ pub(crate) async fn serve(host: Arc<HostInner>) -> Result<(), HostError> {
             }
             let _ = sub.unsubscribe().await;
         });
+        loops.push(task);
+    }
+    if let Ok(mut tasks) = host.ctl_tasks.lock() {
+        tasks.extend(loops);
     }
     // Make sure the server has registered every subscription before the host
     // announces itself.
