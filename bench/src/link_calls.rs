@@ -12,6 +12,8 @@
 //!   Trellis compact framing: 2 messages per call);
 //! - **local**: `pinger-local` and `ponger-local` both on host A (in-process
 //!   fast path: no NATS, no encoding);
+//! - **lattice with reuse**: as *lattice*, but `ponger` opted into instance
+//!   reuse (`component_limits.max_instance_reuse`, 128 calls per instance);
 //! - **raw NATS**: a native responder answering the same 5-byte payload
 //!   (`pong` as a wRPC string) to `request()`.
 //!
@@ -40,6 +42,9 @@ use procs::{
 };
 
 const LATTICE: &str = "bench";
+/// `max_instance_reuse` of the reusing callee (`wasmtime serve`'s default
+/// for WASIp3 components).
+const REUSE: u32 = 128;
 
 fn env_num(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -83,16 +88,24 @@ async fn main() -> anyhow::Result<()> {
     let pinger = format!("file://{}", guests.join("pinger.wasm").display());
     let ponger = format!("file://{}", guests.join("ponger.wasm").display());
     let max = u32::try_from(callers * 2).unwrap_or(64);
-    scale(&ctl, &nats, &a, &pinger, "pinger", max).await?;
-    scale(&ctl, &nats, &b, &ponger, "ponger", max).await?;
-    scale(&ctl, &nats, &a, &pinger, "pinger-local", max).await?;
-    scale(&ctl, &nats, &a, &ponger, "ponger-local", max).await?;
+    scale(&ctl, &nats, &a, &pinger, "pinger", max, None).await?;
+    scale(&ctl, &nats, &b, &ponger, "ponger", max, None).await?;
+    scale(&ctl, &nats, &a, &pinger, "pinger-local", max, None).await?;
+    scale(&ctl, &nats, &a, &ponger, "ponger-local", max, None).await?;
+    // The same across hosts with instance reuse (opt-in): each `ponger`
+    // instance answers up to REUSE calls, as `wasmtime serve` does for
+    // WASIp3 components.
+    scale(&ctl, &nats, &a, &pinger, "pinger-reuse", max, None).await?;
+    scale(&ctl, &nats, &b, &ponger, "ponger-reuse", max, Some(REUSE)).await?;
     link(&ctl, "pinger", "ponger").await?;
     link(&ctl, "pinger-local", "ponger-local").await?;
+    link(&ctl, "pinger-reuse", "ponger-reuse").await?;
     let lattice_port = expose(&ctl, &a, "pinger").await?;
     let local_port = expose(&ctl, &a, "pinger-local").await?;
+    let reuse_port = expose(&ctl, &a, "pinger-reuse").await?;
     wait_http(lattice_port, "/bench?n=10").await?;
     wait_http(local_port, "/bench?n=10").await?;
+    wait_http(reuse_port, "/bench?n=10").await?;
 
     // A second baseline whose responder is its own process, as the callee of
     // a call across hosts is: on a 2-core machine, crossing processes costs
@@ -141,12 +154,19 @@ async fn main() -> anyhow::Result<()> {
     raw_sequential(&nats, raw_subject, 1000).await?;
     component_sequential(lattice_port, 1000).await?;
     component_sequential(local_port, 1000).await?;
+    component_sequential(reuse_port, 1000).await?;
 
     if let Ok(mode) = std::env::var("BENCH_PROFILE_LATTICE") {
-        // Profiling aid: only one lattice phase (`seq`: sequential calls for
-        // `seconds`; anything else: the concurrent phase).
+        // Profiling aid: only one lattice phase (`seq…`: sequential calls for
+        // `seconds`; anything else: the concurrent phase; `…reuse`: against
+        // the reusing callee).
         eprintln!("profile now: lattice phase for {seconds} s");
-        if mode == "seq" {
+        let lattice_port = if mode.contains("reuse") {
+            reuse_port
+        } else {
+            lattice_port
+        };
+        if mode.starts_with("seq") {
             let stop = Instant::now() + Duration::from_secs(seconds);
             let mut n = 0;
             while Instant::now() < stop {
@@ -188,6 +208,7 @@ async fn main() -> anyhow::Result<()> {
     let lat = component_sequential(lattice_port, calls).await?;
     let lat_seq_cpu = cpu_per_call(&pids, &before, calls as f64);
     let loc = component_sequential(local_port, calls).await?;
+    let reu = component_sequential(reuse_port, calls).await?;
     let (before, started) = (cpu_snapshot(&pids), Instant::now());
     let raw_tp = raw_concurrent(&url, raw_subject, callers, seconds).await?;
     let raw_cpu = cpu_per_call(&pids, &before, raw_tp * started.elapsed().as_secs_f64());
@@ -198,6 +219,9 @@ async fn main() -> anyhow::Result<()> {
     let (before, started) = (cpu_snapshot(&pids), Instant::now());
     let loc_tp = component_concurrent(local_port, callers, seconds, batch).await?;
     let loc_cpu = cpu_per_call(&pids, &before, loc_tp * started.elapsed().as_secs_f64());
+    let (before, started) = (cpu_snapshot(&pids), Instant::now());
+    let reu_tp = component_concurrent(reuse_port, callers, seconds, batch).await?;
+    let reu_cpu = cpu_per_call(&pids, &before, reu_tp * started.elapsed().as_secs_f64());
 
     println!();
     println!(
@@ -219,6 +243,11 @@ async fn main() -> anyhow::Result<()> {
     );
     row("component → component across hosts (lattice)", lat, lat_tp);
     row("component → component same host (in-process)", loc, loc_tp);
+    row(
+        &format!("across hosts, callee instance reuse {REUSE} (opt-in)"),
+        reu,
+        reu_tp,
+    );
     println!();
     println!(
         "in-process p50 is {:.1}× lower than the lattice p50",
@@ -232,6 +261,7 @@ async fn main() -> anyhow::Result<()> {
         ("32 callers, raw (same process)", &raw_cpu),
         ("32 callers, lattice", &lat_cpu),
         ("32 callers, in-process", &loc_cpu),
+        ("32 callers, lattice with reuse", &reu_cpu),
     ] {
         let total: f64 = cpu.iter().map(|(_, us)| us).sum();
         let parts: Vec<String> = cpu
@@ -301,6 +331,7 @@ async fn scale(
     image: &str,
     id: &str,
     max: u32,
+    reuse: Option<u32>,
 ) -> anyhow::Result<()> {
     let mut events = nats
         .subscribe(format!("wasmbus.evt.{LATTICE}.component_scaled"))
@@ -311,6 +342,8 @@ async fn scale(
             component_id: id.into(),
             max_instances: max,
             host_id: host.into(),
+            component_limits: reuse
+                .map(|n| [("max_instance_reuse".to_string(), n.to_string())].into()),
             ..Default::default()
         })
         .await?;

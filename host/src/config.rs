@@ -60,6 +60,10 @@ pub struct HostConfig {
     pub max_linear_memory_bytes: u64,
     /// Memory budget for all component instances; sizes the pooling allocator.
     pub max_memory_bytes: u64,
+    /// Calls one instance may answer before it is torn down, for components
+    /// that do not set their own (`component_limits.max_instance_reuse`);
+    /// 1, the default, gives every call a fresh instance.
+    pub max_instance_reuse: u32,
     /// Full inventory heartbeat interval.
     pub heartbeat_interval: Duration,
     /// Liveness beat interval.
@@ -109,6 +113,7 @@ impl HostConfig {
             max_execution_time: DEFAULT_MAX_EXECUTION_TIME,
             max_linear_memory_bytes: DEFAULT_MAX_LINEAR_MEMORY_BYTES,
             max_memory_bytes: default_memory_budget(),
+            max_instance_reuse: 1,
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
             liveness_interval: DEFAULT_LIVENESS_INTERVAL,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,

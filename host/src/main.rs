@@ -69,6 +69,9 @@ struct Args {
     /// Memory budget of all component instances, in bytes; sizes the instance pool [default: half of RAM]
     #[arg(long)]
     max_memory_bytes: Option<u64>,
+    /// Calls one component instance may answer before it is torn down, for components that do not set `component_limits.max_instance_reuse` [default 1: a fresh instance per call]
+    #[arg(long)]
+    max_instance_reuse: Option<u32>,
     /// Interval of the full-inventory heartbeat, in seconds [default 30]
     #[arg(long)]
     heartbeat_interval_seconds: Option<u64>,
@@ -283,6 +286,9 @@ fn config(args: Args) -> anyhow::Result<HostConfig> {
     }
     if let Some(b) = env_or(args.max_memory_bytes, "MAX_MEMORY_BYTES")? {
         c.max_memory_bytes = b;
+    }
+    if let Some(n) = env_or(args.max_instance_reuse, "MAX_INSTANCE_REUSE")? {
+        c.max_instance_reuse = n.max(1);
     }
     if let Some(s) = env_or(
         args.heartbeat_interval_seconds,

@@ -41,6 +41,11 @@ pub struct CallCounts {
     /// was idle (absent from older hosts).
     #[serde(default)]
     pub served_ahead: u64,
+    /// Calls, served or in-process, that ran on an instance that had
+    /// already answered a call (instance reuse, opt-in; absent from older
+    /// hosts).
+    #[serde(default)]
+    pub reused: u64,
 }
 
 #[cfg(test)]

@@ -16,8 +16,9 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{TestLattice, WAIT, expose_http, http_get, http_until, scale};
+use common::{TestLattice, WAIT, expose_http, http_get, http_until, scale, scale_with};
 use futures::StreamExt as _;
+use trellis_interfaces::ctl::ScaleComponentCommand;
 use trellis_interfaces::link::Link;
 use trellis_interfaces::liveness::{CallCounts, LivenessBeat};
 use trellis_interfaces::subject::liveness_subject;
@@ -192,6 +193,88 @@ async fn a_target_limited_to_one_instance_answers_every_call_of_a_burst() {
     assert!(
         after.served_ahead >= served.served_ahead + 4,
         "before {served:?} after {after:?}"
+    );
+}
+
+/// `answered()` through `pinger` route `port`, `times` calls in a row.
+async fn answered(port: u16, times: usize) -> Vec<u32> {
+    let mut seen = Vec::new();
+    for _ in 0..times {
+        let (status, body) = http_get(port, "/answered").await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        let n = body.trim().strip_prefix("answered ").expect(&body);
+        seen.push(n.parse().unwrap());
+    }
+    seen
+}
+
+fn reuse_limits(value: &str) -> Option<std::collections::BTreeMap<String, String>> {
+    Some([("max_instance_reuse".to_string(), value.to_string())].into())
+}
+
+/// Instance reuse is opt-in. By default every call, served or in-process,
+/// runs on a fresh instance (`answered` is always 1). A component scaled
+/// with `component_limits.max_instance_reuse = 3` keeps an answered
+/// instance for its next calls, three calls per instance, across hosts and
+/// in-process alike. A value that is not a positive integer is refused
+/// with an error naming the key.
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_are_reused_only_when_the_component_opts_in() {
+    let mut l = TestLattice::start().await.unwrap();
+    let a = l.host().await.unwrap();
+    let b = l.host().await.unwrap();
+    let start = |host: &str, id: &str, name: &str, limits| ScaleComponentCommand {
+        component_ref: image(name),
+        component_id: id.into(),
+        max_instances: 4,
+        host_id: host.into(),
+        component_limits: limits,
+        ..Default::default()
+    };
+    // (caller, target, target's host, target's reuse)
+    let pairs = [
+        ("pinger", "ponger", b.id(), None),
+        ("pinger-far", "ponger-far", b.id(), reuse_limits("3")),
+        ("pinger-near", "ponger-near", a.id(), reuse_limits("3")),
+    ];
+    let mut ports = Vec::new();
+    for (caller, target, host, limits) in pairs.clone() {
+        let e = scale_with(&mut l, start(a.id(), caller, "pinger", None)).await;
+        assert!(e.unwrap()["type"].as_str().unwrap().ends_with("scaled"));
+        let e = scale_with(&mut l, start(host, target, "ponger", limits)).await;
+        assert!(e.unwrap()["type"].as_str().unwrap().ends_with("scaled"));
+        put_link(&l, pong_link(caller, target, "default")).await;
+        let port = expose_http(&mut l, a.id(), caller).await.unwrap();
+        assert_eq!(http_until(port, "/", 200).await.unwrap(), "ping -> pong\n");
+        ports.push(port);
+    }
+    let before = counts_until(&l, &b, |c| c.served >= 2).await;
+    assert_eq!(
+        answered(ports[0], 5).await,
+        [1, 1, 1, 1, 1],
+        "default: fresh instances"
+    );
+    // The readiness `ping` above was the first instance's first call.
+    let reused = [2, 3, 1, 2, 3, 1, 2];
+    assert_eq!(answered(ports[1], 7).await, reused, "across hosts");
+    assert_eq!(answered(ports[2], 7).await, reused, "in-process");
+    let far = counts_until(&l, &b, |c| c.served >= before.served + 12).await;
+    assert_eq!(far.reused - before.reused, 5, "{before:?} {far:?}");
+    let near = counts_until(&l, &a, |c| c.local >= 8).await;
+    assert_eq!(near.reused, 5, "{near:?}");
+
+    let bad = start(b.id(), "ponger-bad", "ponger", reuse_limits("0"));
+    let failed = scale_with(&mut l, bad).await.unwrap();
+    assert!(
+        failed["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("component_scale_failed"),
+        "{failed}"
+    );
+    assert!(
+        failed.to_string().contains("max_instance_reuse"),
+        "the error names the key: {failed}"
     );
 }
 

@@ -253,6 +253,7 @@ async fn start_new(
             max_execution_time: execution_limit(cmd),
             claims: claims.clone(),
             dataplane: host.dataplane.clone(),
+            max_instance_reuse: instance_reuse(cmd)?,
         },
     )
     .map_err(|e| e.to_string())?;
@@ -326,6 +327,25 @@ fn execution_limit(cmd: &ScaleComponentCommand) -> Option<Duration> {
         .map(Duration::from_millis)
 }
 
+/// `component_limits.max_instance_reuse`: calls one instance may answer
+/// (`runtime::reuse`). A value that is not a positive integer is refused.
+fn instance_reuse(cmd: &ScaleComponentCommand) -> Result<Option<u32>, String> {
+    let Some(value) = cmd
+        .component_limits
+        .as_ref()
+        .and_then(|l| l.get("max_instance_reuse"))
+    else {
+        return Ok(None);
+    };
+    match value.trim().parse::<u32>() {
+        Ok(n) if n > 0 => Ok(Some(n)),
+        _ => Err(format!(
+            "component_limits.max_instance_reuse of `{}` must be a positive integer (calls one instance may answer; 1 gives every call a fresh instance), not `{value}`",
+            cmd.component_id
+        )),
+    }
+}
+
 /// Swaps a new generation in. In-flight invocations finish on the old one.
 fn swap(host: &HostInner, id: &str, next: Arc<RunningComponent>, config: Option<&Vec<String>>) {
     if let Ok(mut components) = host.components.write()
@@ -388,9 +408,10 @@ async fn replace_image(
             max_instances: current.max_instances(),
             annotations: annotations.clone(),
             config: shared,
-            max_execution_time: None,
+            max_execution_time: Some(current.max_execution_time()),
             claims: claims.clone(),
             dataplane: host.dataplane.clone(),
+            max_instance_reuse: Some(current.max_instance_reuse()),
         },
     )
     .map_err(|e| e.to_string())?;

@@ -38,6 +38,7 @@ pub struct CallStats {
     lattice: AtomicU64,
     served: AtomicU64,
     served_ahead: AtomicU64,
+    reused: AtomicU64,
 }
 
 /// Shared by the host, the import routers of every component and the export
@@ -228,6 +229,9 @@ impl DataPlane {
     pub(crate) fn count_served_ahead(&self) {
         self.stats.served_ahead.fetch_add(1, Ordering::Relaxed);
     }
+    pub(crate) fn count_reused(&self) {
+        self.stats.reused.fetch_add(1, Ordering::Relaxed);
+    }
 
     /// Calls by path so far.
     pub fn counts(&self) -> CallCounts {
@@ -236,6 +240,7 @@ impl DataPlane {
             lattice: self.stats.lattice.load(Ordering::Relaxed),
             served: self.stats.served.load(Ordering::Relaxed),
             served_ahead: self.stats.served_ahead.load(Ordering::Relaxed),
+            reused: self.stats.reused.load(Ordering::Relaxed),
         }
     }
 

@@ -11,6 +11,7 @@ use wasmtime::component::Val;
 
 use super::component::{InvokeError, RunningComponent};
 use super::engine::Runtime;
+use super::reuse::Reusable;
 use super::state::CallScope;
 use crate::observability::metrics::InvocationMetrics;
 use crate::observability::spans;
@@ -30,7 +31,42 @@ type InstancePermits = (
 /// permits, so a permit never outlives its slot.
 pub(crate) struct Finished {
     _store: wasmtime::Store<super::InvocationState>,
-    _permits: InstancePermits,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+    _own: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Finished {
+    /// What is left of a call: its instance goes back to the component's
+    /// reuse pool when the call succeeded and the component reuses
+    /// instances (`runtime::reuse`); else it is to be torn down.
+    fn after_call(
+        component: &RunningComponent,
+        store: wasmtime::Store<super::InvocationState>,
+        (own, slot): InstancePermits,
+        reuse: Option<(wasmtime::component::Instance, u32)>,
+    ) -> Option<Self> {
+        match reuse {
+            Some((instance, uses)) if component.reuse.is_some() => {
+                drop(own);
+                let reusable = Reusable {
+                    store,
+                    instance,
+                    slot,
+                    uses,
+                };
+                component.release_instance(reusable).map(|r| Self {
+                    _store: r.store,
+                    _slot: r.slot,
+                    _own: None,
+                })
+            }
+            _ => Some(Self {
+                _store: store,
+                _slot: slot,
+                _own: Some(own),
+            }),
+        }
+    }
 }
 
 /// An instance made before its call arrived (see `dataplane::serve`), so a
@@ -68,8 +104,50 @@ struct LocalCall {
     results: usize,
     budget: Duration,
     /// Held for the whole call.
-    _permits: InstancePermits,
+    permits: InstancePermits,
     store: wasmtime::Store<super::InvocationState>,
+    /// The instance, once made (or when reused).
+    instance: Option<wasmtime::component::Instance>,
+    /// Calls the instance answered before this one.
+    uses: u32,
+}
+
+impl LocalCall {
+    /// The export to call, instantiating the component first unless the
+    /// call reuses an instance.
+    async fn export(
+        &mut self,
+        component: &RunningComponent,
+        func: &str,
+    ) -> wasmtime::Result<wasmtime::component::Func> {
+        let instance = match self.instance {
+            Some(instance) => instance,
+            None => {
+                let made = component.pre.instantiate_async(&mut self.store).await?;
+                self.instance = Some(made);
+                made
+            }
+        };
+        let Some(f) = instance.get_func(&mut self.store, self.index) else {
+            wasmtime::bail!("export `{func}` vanished from its instance");
+        };
+        Ok(f)
+    }
+
+    /// Ends the call: its instance back to the reuse pool when the call
+    /// succeeded and the component reuses instances, else torn down.
+    fn end(self, component: &RunningComponent, succeeded: bool) {
+        let reuse = self
+            .instance
+            .filter(|_| succeeded)
+            .map(|i| (i, self.uses + 1));
+        drop(Finished::after_call(
+            component,
+            self.store,
+            self.permits,
+            reuse,
+        ));
+    }
 }
 
 impl RunningComponent {
@@ -122,13 +200,15 @@ impl RunningComponent {
         results: &mut [Val],
     ) -> Result<(), InvokeError> {
         let mut local = self.prepare_local(scope, instance, func).await?;
+        let budget = local.budget;
         let call = async {
-            let f = self
-                .instantiate_export(&mut local.store, local.index, func)
-                .await?;
+            let f = local.export(self, func).await?;
             f.call_async(&mut local.store, params, results).await
         };
-        self.finish_local(tokio::time::timeout(local.budget, call).await, local.budget)
+        let outcome = tokio::time::timeout(budget, call).await;
+        let result = self.finish_local(outcome, budget);
+        local.end(self, result.is_ok());
+        result
     }
 
     /// Calls `instance.func`, whose parameters `params` builds in the
@@ -146,15 +226,17 @@ impl RunningComponent {
     ) -> Result<(), InvokeError> {
         self.observed(scope, instance, func, |scope| async move {
             let mut local = self.prepare_local(scope, instance, func).await?;
+            let budget = local.budget;
             let call = async {
-                let f = self
-                    .instantiate_export(&mut local.store, local.index, func)
-                    .await?;
+                let f = local.export(self, func).await?;
                 let params = params(&mut local.store)?;
                 let mut results = vec![Val::Bool(false); local.results];
                 f.call_async(&mut local.store, &params, &mut results).await
             };
-            self.finish_local(tokio::time::timeout(local.budget, call).await, local.budget)
+            let outcome = tokio::time::timeout(budget, call).await;
+            let result = self.finish_local(outcome, budget);
+            local.end(self, result.is_ok());
+            result
         })
         .await
     }
@@ -177,28 +259,33 @@ impl RunningComponent {
             .deadline
             .min(tokio::time::Instant::now() + self.max_execution_time);
         let budget = scope.remaining();
-        let permits = self.acquire_within(budget).await?;
+        let (permits, store, instance, uses) = match self.reuse_instance(scope) {
+            Ok(reusable) => {
+                let own = self.take_permit(&self.permits, budget).await?;
+                let instance = Some(reusable.instance);
+                (
+                    (own, reusable.slot),
+                    reusable.store,
+                    instance,
+                    reusable.uses,
+                )
+            }
+            Err(scope) => (
+                self.acquire_within(budget).await?,
+                self.new_store_in(scope),
+                None,
+                0,
+            ),
+        };
         Ok(LocalCall {
             index,
             results,
             budget,
-            _permits: permits,
-            store: self.new_store_in(scope),
+            permits,
+            store,
+            instance,
+            uses,
         })
-    }
-
-    /// Instantiates the component in `store` and returns export `index`.
-    async fn instantiate_export(
-        &self,
-        store: &mut wasmtime::Store<super::InvocationState>,
-        index: wasmtime::component::ComponentExportIndex,
-        func: &str,
-    ) -> wasmtime::Result<wasmtime::component::Func> {
-        let instance = self.pre.instantiate_async(&mut *store).await?;
-        let Some(f) = instance.get_func(&mut *store, index) else {
-            wasmtime::bail!("export `{func}` vanished from its instance");
-        };
-        Ok(f)
     }
 
     /// The outcome of a local call run under `budget`.
@@ -215,11 +302,12 @@ impl RunningComponent {
     }
 
     /// An instance for this component's next served call, made now; `None`
-    /// when the host has few instance slots left or instantiation fails
+    /// when the host has few instance slots left, an answered instance
+    /// waits for reuse (`runtime::reuse`) or instantiation fails
     /// (the call then instantiates as usual, and reports the failure).
     pub(crate) async fn prepare_spare(&self) -> Option<Spare> {
         let slots = self.runtime.instance_slots();
-        if slots.available_permits() <= SPARE_SLOT_MARGIN {
+        if slots.available_permits() <= SPARE_SLOT_MARGIN || self.idle_instances() > 0 {
             return None;
         }
         let slot = slots.clone().try_acquire_owned().ok()?;
@@ -301,19 +389,32 @@ impl RunningComponent {
         if budget.is_zero() {
             return Err(self.deadline(budget));
         }
-        let (permits, mut store, ready) = match spare.filter(|spare| spare.is_for(self)) {
-            Some(spare) => {
+        let (permits, mut store, mut ready, uses) = match self.reuse_instance(scope) {
+            Ok(reusable) => {
                 let own = self.take_permit(&self.permits, budget).await?;
-                let mut store = spare.store;
-                store.data_mut().scope = scope;
-                self.dataplane.count_served_ahead();
-                ((own, spare.slot), store, Some(spare.instance))
+                let instance = Some(reusable.instance);
+                (
+                    (own, reusable.slot),
+                    reusable.store,
+                    instance,
+                    reusable.uses,
+                )
             }
-            None => (
-                self.acquire_within(budget).await?,
-                self.new_store_in(scope),
-                None,
-            ),
+            Err(scope) => match spare.filter(|spare| spare.is_for(self)) {
+                Some(spare) => {
+                    let own = self.take_permit(&self.permits, budget).await?;
+                    let mut store = spare.store;
+                    store.data_mut().scope = scope;
+                    self.dataplane.count_served_ahead();
+                    ((own, spare.slot), store, Some(spare.instance), 0)
+                }
+                None => (
+                    self.acquire_within(budget).await?,
+                    self.new_store_in(scope),
+                    None,
+                    0,
+                ),
+            },
         };
         // The export server runs a call on its own task until the call first
         // waits (`dataplane::serve`): a guest that computes for long must
@@ -324,11 +425,15 @@ impl RunningComponent {
         let call = async {
             let instance = match ready {
                 Some(instance) => instance,
-                None => self
-                    .pre
-                    .instantiate_async(&mut store)
-                    .await
-                    .map_err(|e| self.trap(e))?,
+                None => {
+                    let made = self
+                        .pre
+                        .instantiate_async(&mut store)
+                        .await
+                        .map_err(|e| self.trap(e))?;
+                    ready = Some(made);
+                    made
+                }
             };
             let Some(f) = instance.get_func(&mut store, export.index) else {
                 return Err(self.not_exported(&export.instance, &export.func));
@@ -360,10 +465,8 @@ impl RunningComponent {
             Ok(r) => r,
             Err(_) => Err(self.deadline(budget)),
         };
-        *finished = Some(Finished {
-            _store: store,
-            _permits: permits,
-        });
+        let reuse = ready.filter(|_| result.is_ok()).map(|i| (i, uses + 1));
+        *finished = Finished::after_call(self, store, permits, reuse);
         result
     }
 

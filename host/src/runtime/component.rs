@@ -150,6 +150,8 @@ pub struct RunningComponent {
     /// Whether it imports `wasi:http/outgoing-handler` (its stores then look
     /// up the http-client link).
     outgoing_http: bool,
+    /// Idle instances, when the component opted into instance reuse.
+    pub(super) reuse: Option<super::reuse::ReusePool>,
 }
 
 /// What is needed to build a [`RunningComponent`].
@@ -170,6 +172,9 @@ pub struct ComponentParams {
     pub claims: Option<VerifiedClaims>,
     /// Where its imports go and how its exports are reached.
     pub dataplane: Arc<DataPlane>,
+    /// Calls one instance may answer, if the request set it (else the
+    /// host's default; 1: a fresh instance per call).
+    pub max_instance_reuse: Option<u32>,
 }
 
 impl RunningComponent {
@@ -196,6 +201,7 @@ impl RunningComponent {
         let max_execution_time = params
             .max_execution_time
             .unwrap_or_else(|| runtime.max_execution_time());
+        let runtime_reuse = runtime.max_instance_reuse();
         Ok(Self {
             id,
             image_ref: params.image_ref,
@@ -212,6 +218,7 @@ impl RunningComponent {
             exports,
             dataplane: params.dataplane,
             outgoing_http,
+            reuse: super::reuse::ReusePool::new(params.max_instance_reuse.unwrap_or(runtime_reuse)),
         })
     }
 
@@ -234,6 +241,7 @@ impl RunningComponent {
             exports: self.exports.clone(),
             dataplane: self.dataplane.clone(),
             outgoing_http: self.outgoing_http,
+            reuse: super::reuse::ReusePool::new(self.max_instance_reuse()),
         }
     }
 
@@ -256,6 +264,10 @@ impl RunningComponent {
     /// Max concurrent instances.
     pub fn max_instances(&self) -> u32 {
         self.max_instances
+    }
+    /// Wall-clock limit of one invocation.
+    pub fn max_execution_time(&self) -> Duration {
+        self.max_execution_time
     }
     /// Annotations.
     pub fn annotations(&self) -> &BTreeMap<String, String> {
@@ -349,6 +361,18 @@ impl RunningComponent {
         );
         let budget = scope.remaining();
         state.scope = scope;
+        self.arm_outgoing_http(&mut state);
+        state.links = Some(self.dataplane.clone());
+        let mut store = Store::new(self.runtime.engine(), state);
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(Runtime::deadline_ticks(budget));
+        store.epoch_deadline_trap();
+        store
+    }
+
+    /// Outgoing `wasi:http` of one invocation: through the component's
+    /// http-client link, if it imports `wasi:http/outgoing-handler`.
+    pub(super) fn arm_outgoing_http(&self, state: &mut InvocationState) {
         if self.outgoing_http
             && let Some(http_client) = self.dataplane.http_client()
         {
@@ -356,12 +380,6 @@ impl RunningComponent {
                 http_client.hooks(&self.id, crate::dataplane::links::default_link_name()),
             );
         }
-        state.links = Some(self.dataplane.clone());
-        let mut store = Store::new(self.runtime.engine(), state);
-        store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(Runtime::deadline_ticks(budget));
-        store.epoch_deadline_trap();
-        store
     }
 
     /// Handles one HTTP request with `wasi:http/incoming-handler`. The

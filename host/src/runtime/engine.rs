@@ -50,6 +50,7 @@ pub struct Runtime {
     cache: PrecompiledCache,
     max_execution_time: Duration,
     max_linear_memory_bytes: usize,
+    max_instance_reuse: u32,
     instance_slots: Arc<tokio::sync::Semaphore>,
     ticker_stop: Arc<AtomicBool>,
 }
@@ -92,6 +93,7 @@ impl Runtime {
             cache,
             max_execution_time: config.max_execution_time,
             max_linear_memory_bytes: max_linear,
+            max_instance_reuse: config.max_instance_reuse,
             instance_slots: Arc::new(tokio::sync::Semaphore::new(slots as usize)),
             ticker_stop,
         })
@@ -120,6 +122,12 @@ impl Runtime {
     /// The default linear-memory limit of one instance.
     pub fn max_linear_memory_bytes(&self) -> usize {
         self.max_linear_memory_bytes
+    }
+
+    /// Calls one instance may answer unless a component sets its own
+    /// (`runtime::reuse`); 1: a fresh instance per call.
+    pub fn max_instance_reuse(&self) -> u32 {
+        self.max_instance_reuse
     }
 
     /// Host-wide instance slots (one per pooled instance): invocations wait for

@@ -7,6 +7,7 @@ mod cache;
 mod calls;
 pub(crate) mod component;
 mod engine;
+mod reuse;
 pub(crate) mod state;
 
 pub use cache::PrecompiledCache;

@@ -70,19 +70,28 @@ pub async fn scale(
     id: &str,
     count: u32,
 ) -> anyhow::Result<serde_json::Value> {
-    let resp = l
-        .ctl
-        .scale_component(&ScaleComponentCommand {
+    scale_with(
+        l,
+        ScaleComponentCommand {
             component_ref: image_ref.to_string(),
             component_id: id.to_string(),
             max_instances: count,
             host_id: host.to_string(),
             ..Default::default()
-        })
-        .await?;
+        },
+    )
+    .await
+}
+
+/// Sends `cmd` and waits for its `component_scaled` (or
+/// `component_scale_failed`) event, which it returns.
+pub async fn scale_with(
+    l: &mut TestLattice,
+    cmd: ScaleComponentCommand,
+) -> anyhow::Result<serde_json::Value> {
+    let resp = l.ctl.scale_component(&cmd).await?;
     anyhow::ensure!(resp.success, "scale rejected: {}", resp.message);
-    let host = host.to_string();
-    let id = id.to_string();
+    let (host, id, count) = (cmd.host_id, cmd.component_id, cmd.max_instances);
     l.events
         .wait_for(
             |e| {

@@ -6,6 +6,7 @@
 //! | `/`                           | `ping()`                            | `ping -> pong`               |
 //! | `/echo?msg=M&times=N&tags=a,b`| `echo({M, N, [a, b]})`              | one line per echoed item     |
 //! | `/work?ms=N`                  | `work(N)`                           | `worked N ms`                |
+//! | `/answered`                   | `answered()`                        | `answered N` (N > 1: a reused instance) |
 //! | `/link/NAME`                  | `set-link-name(NAME)`, then `ping()`| `ping via NAME -> pong`      |
 //! | `/bench?n=N`                  | `ping()` N times, each timed        | `n=N p50_ns=… p99_ns=… total_ns=…` |
 //!
@@ -64,6 +65,9 @@ fn route(path: &str, query: &str) -> (u16, String) {
     if path == "/work" {
         let ms = param(query, "ms").and_then(|t| t.parse().ok()).unwrap_or(0);
         return (200, format!("worked {} ms\n", pingpong::work(ms)));
+    }
+    if path == "/answered" {
+        return (200, format!("answered {}\n", pingpong::answered()));
     }
     if path == "/bench" {
         let n: usize = param(query, "n").and_then(|t| t.parse().ok()).unwrap_or(1000).clamp(1, 1_000_000);

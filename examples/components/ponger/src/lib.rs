@@ -6,6 +6,8 @@ wit_bindgen::generate!({
     world: "ponger",
 });
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use exports::example::pong::pingpong::{EchoRequest, Guest};
 
 /// Upper bound of `echo`'s `times`.
@@ -15,12 +17,26 @@ const MAX_WORK_MS: u32 = 60_000;
 
 struct Ponger;
 
+/// Calls this instance has answered (instance state: starts at 0 in every
+/// fresh instance).
+static ANSWERED: AtomicU32 = AtomicU32::new(0);
+
+fn answer() -> u32 {
+    ANSWERED.fetch_add(1, Ordering::Relaxed) + 1
+}
+
 impl Guest for Ponger {
     fn ping() -> String {
+        answer();
         "pong".to_string()
     }
 
+    fn answered() -> u32 {
+        answer()
+    }
+
     fn echo(req: EchoRequest) -> Result<Vec<String>, String> {
+        answer();
         if req.times > MAX_TIMES {
             return Err(format!("times must be at most {MAX_TIMES}, got {}", req.times));
         }
@@ -31,6 +47,7 @@ impl Guest for Ponger {
     }
 
     fn work(ms: u32) -> u32 {
+        answer();
         let ms = ms.min(MAX_WORK_MS);
         let start = std::time::Instant::now();
         let mut spins: u64 = 0;

@@ -1,0 +1,145 @@
+//! Opt-in instance reuse: an instance that answered a call cleanly serves
+//! the component's next calls, up to `max_instance_reuse` calls in all, as
+//! `wasmtime serve --max-instance-reuse-count` does. Off by default (a
+//! fresh instance per call, as in wasmCloud 1.x): a component opts in with
+//! the scale request's `component_limits.max_instance_reuse`, or a host
+//! sets the default for all its components (`--max-instance-reuse`).
+//!
+//! What a reused instance keeps from one call to the next: its linear
+//! memory (globals, caches, the allocator's state) and its WASI context.
+//! What it does not: the call scope (caller, link name, deadline, trace),
+//! `set-link-name` choices and the outgoing-HTTP link, which are set again
+//! for every call, and the component's config, which is the current one.
+//! An instance whose call trapped, timed out or failed to decode is never
+//! reused.
+
+use std::sync::Mutex;
+
+use tokio::sync::OwnedSemaphorePermit;
+use wasmtime::Store;
+use wasmtime::component::Instance;
+
+use super::InvocationState;
+use super::component::RunningComponent;
+use super::state::CallScope;
+
+/// At most this many instances of one component generation wait for a
+/// call: each holds a host instance slot.
+pub(crate) const MAX_IDLE: usize = 16;
+
+/// Host instance slots left free: below this, answered instances are torn
+/// down instead of kept.
+pub(crate) const SLOT_MARGIN: usize = 8;
+
+/// An instance between two calls: its store, and the host instance slot it
+/// holds (not the component's own permit: an idle instance never keeps a
+/// call of the component waiting).
+pub(crate) struct Reusable {
+    pub(crate) store: Store<InvocationState>,
+    pub(crate) instance: Instance,
+    pub(crate) slot: OwnedSemaphorePermit,
+    /// Calls it has answered.
+    pub(crate) uses: u32,
+}
+
+/// The idle instances of one component generation (dropped with it).
+pub(crate) struct ReusePool {
+    max_uses: u32,
+    idle: Mutex<Vec<Reusable>>,
+}
+
+impl ReusePool {
+    /// A pool when `max_uses` allows an instance more than one call.
+    pub(crate) fn new(max_uses: u32) -> Option<Self> {
+        (max_uses > 1).then(|| Self {
+            max_uses,
+            idle: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Calls one instance may answer.
+    pub(crate) fn max_uses(&self) -> u32 {
+        self.max_uses
+    }
+
+    /// Instances waiting for a call.
+    pub(crate) fn idle(&self) -> usize {
+        self.idle.lock().map(|idle| idle.len()).unwrap_or(0)
+    }
+
+    /// The most recently used idle instance (its memory is the warmest).
+    fn take(&self) -> Option<Reusable> {
+        self.idle.lock().ok()?.pop()
+    }
+
+    /// Keeps `instance` for a later call; hands it back when it has
+    /// answered its last call, the pool is full or host slots are scarce
+    /// (the caller then drops it, tearing it down).
+    fn put(&self, instance: Reusable, free_slots: usize) -> Option<Reusable> {
+        if instance.uses >= self.max_uses || free_slots <= SLOT_MARGIN {
+            return Some(instance);
+        }
+        match self.idle.lock() {
+            Ok(mut idle) if idle.len() < MAX_IDLE => {
+                idle.push(instance);
+                None
+            }
+            _ => Some(instance),
+        }
+    }
+}
+
+impl RunningComponent {
+    /// An idle instance for a call made within `scope`, its store prepared
+    /// for that call as [`Self::new_store_in`] prepares a fresh one; the
+    /// scope back when there is none.
+    pub(crate) fn reuse_instance(&self, scope: CallScope) -> Result<Reusable, CallScope> {
+        let Some(mut reusable) = self.reuse.as_ref().and_then(ReusePool::take) else {
+            return Err(scope);
+        };
+        let budget = scope.remaining();
+        let config = self.config.read().map(|c| c.clone()).unwrap_or_default();
+        let state = reusable.store.data_mut();
+        state.scope = scope;
+        state.config = config;
+        state.link_names.clear();
+        self.arm_outgoing_http(state);
+        let store = &mut reusable.store;
+        store.set_epoch_deadline(super::Runtime::deadline_ticks(budget));
+        store.epoch_deadline_trap();
+        self.dataplane.count_reused();
+        Ok(reusable)
+    }
+
+    /// Returns an instance whose call succeeded (its `uses` counting that
+    /// call) to the pool; `None` when it was kept, else what to tear down.
+    pub(crate) fn release_instance(&self, reusable: Reusable) -> Option<Reusable> {
+        let Some(pool) = &self.reuse else {
+            return Some(reusable);
+        };
+        let free = self.runtime.instance_slots().available_permits();
+        pool.put(reusable, free)
+    }
+
+    /// Calls one instance of this generation may answer (1: no reuse).
+    pub fn max_instance_reuse(&self) -> u32 {
+        self.reuse.as_ref().map_or(1, ReusePool::max_uses)
+    }
+
+    /// Instances of this generation waiting for a call.
+    pub fn idle_instances(&self) -> usize {
+        self.reuse.as_ref().map_or(0, ReusePool::idle)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReusePool;
+
+    #[test]
+    fn one_call_per_instance_needs_no_pool() {
+        assert!(ReusePool::new(0).is_none());
+        assert!(ReusePool::new(1).is_none());
+        assert_eq!(ReusePool::new(2).map(|p| p.max_uses()), Some(2));
+    }
+}
