@@ -29,7 +29,7 @@ const ECHO: &str = "example:pong/pingpong.echo";
 /// A host running `ponger` from its `file://` image.
 struct Stack {
     nats: NatsServer,
-    _host: HostProcess,
+    host: HostProcess,
     ponger: String,
 }
 
@@ -45,11 +45,7 @@ impl Stack {
         let host = HostProcess::start(HostOptions::new(nats.url(), LATTICE))
             .await
             .unwrap();
-        let stack = Stack {
-            nats,
-            _host: host,
-            ponger,
-        };
+        let stack = Stack { nats, host, ponger };
         let image = format!("file://{}", stack.ponger);
         let started = stack.run(&["start", "component", &image, "ponger"]).await;
         assert!(started.success, "{}", started.all());
@@ -269,4 +265,57 @@ async fn wash_spy_shows_calls_to_and_from_a_component() {
     assert!(status.success());
     let (ok, lines) = spy.finish().await;
     assert!(ok, "{lines:?}");
+}
+
+/// `wash start component --max-instance-reuse N` opts a component into
+/// instance reuse: `answered()` (calls its instance has answered) counts up
+/// to N and starts again on a fresh instance; without the flag every call
+/// gets a fresh instance. `wash scale component` refuses 0.
+#[tokio::test]
+async fn wash_start_with_max_instance_reuse_reuses_instances() {
+    const ANSWERED: &str = "example:pong/pingpong.answered";
+    let stack = Stack::start().await;
+    let image = format!("file://{}", stack.ponger);
+    let started = stack
+        .run(&[
+            "start",
+            "component",
+            &image,
+            "ponger-reused",
+            "--max-instance-reuse",
+            "2",
+        ])
+        .await;
+    assert!(started.success, "{}", started.all());
+    let mut reused = Vec::new();
+    let mut fresh = Vec::new();
+    for _ in 0..5 {
+        let call = stack.run(&["call", "ponger-reused", ANSWERED]).await;
+        assert!(call.success, "{}", call.all());
+        reused.push(call.stdout.trim().to_string());
+        let call = stack.run(&["call", "ponger", ANSWERED]).await;
+        assert!(call.success, "{}", call.all());
+        fresh.push(call.stdout.trim().to_string());
+    }
+    assert_eq!(reused, ["1", "2", "1", "2", "1"]);
+    assert_eq!(fresh, ["1"; 5]);
+
+    let host_id = stack.host.id().to_string();
+    let zero = stack
+        .run(&[
+            "scale",
+            "component",
+            &host_id,
+            &image,
+            "ponger",
+            "--max-instance-reuse",
+            "0",
+        ])
+        .await;
+    assert!(!zero.success, "{}", zero.all());
+    assert!(
+        zero.stderr.contains("--max-instance-reuse"),
+        "{}",
+        zero.all()
+    );
 }

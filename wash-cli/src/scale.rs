@@ -47,6 +47,9 @@ pub struct ScaleComponentArgs {
     /// Named config to apply to the component (repeatable, merged left to right)
     #[arg(long = "config")]
     pub config: Vec<String>,
+    /// Calls one instance may answer before it is replaced (opt-in instance reuse; default: the host's, normally 1 = a fresh instance per call)
+    #[arg(long = "max-instance-reuse", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_instance_reuse: Option<u32>,
     /// If the component runs from another image, switch it to this one
     #[arg(long = "allow-update")]
     pub allow_update: bool,
@@ -68,7 +71,7 @@ pub async fn run(lattice: &Lattice, command: ScaleCommand) -> anyhow::Result<Rep
         component_id: args.component_id.clone(),
         annotations: (!annotations.is_empty()).then_some(annotations),
         max_instances: args.max_instances,
-        component_limits: None,
+        component_limits: parse::instance_reuse_limits(args.max_instance_reuse),
         host_id: args.host_id.clone(),
         config: args.config,
         allow_update: args.allow_update,

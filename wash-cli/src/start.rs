@@ -63,6 +63,9 @@ pub struct StartComponentArgs {
     /// Named config to apply (repeatable, merged left to right)
     #[arg(long = "config")]
     pub config: Vec<String>,
+    /// Calls one instance may answer before it is replaced (opt-in instance reuse; default: the host's, normally 1 = a fresh instance per call)
+    #[arg(long = "max-instance-reuse", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_instance_reuse: Option<u32>,
     /// Return once the host acknowledges, without waiting for `component_scaled`
     #[arg(long = "skip-wait")]
     pub skip_wait: bool,
@@ -136,6 +139,7 @@ async fn component(
         max_instances: args.max_instances,
         host_id: host_id.clone(),
         config: args.config,
+        component_limits: parse::instance_reuse_limits(args.max_instance_reuse),
         ..Default::default()
     };
     let wait = (!args.skip_wait).then(|| Duration::from_millis(args.wait_timeout_ms));
