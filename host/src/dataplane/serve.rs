@@ -87,9 +87,15 @@ impl ExportServer {
             let id = id.clone();
             let instance: Arc<str> = Arc::from(export.instance.as_str());
             let func: Arc<str> = Arc::from(export.func.as_str());
+            // A component that reuses instances has an answered one ready
+            // for its next call: no spares.
+            let spares = component.max_instance_reuse() <= 1;
             tasks.push(tokio::spawn(async move {
                 let mut stream = std::pin::pin!(stream);
-                let mut idle = IdleWork::default();
+                let mut idle = IdleWork {
+                    spares,
+                    ..IdleWork::default()
+                };
                 while let Some(item) = idle.next_call(stream.as_mut(), &dp, &id).await {
                     let (cx, tx, rx) = match item {
                         Ok(item) => item,
@@ -179,6 +185,8 @@ struct IdleWork {
     spare: Option<Spare>,
     /// A call took the spare (or found none) since the last idle round.
     want_spare: bool,
+    /// Whether this export makes spares at all.
+    spares: bool,
 }
 
 /// What the export's subscription had.
@@ -225,7 +233,7 @@ impl IdleWork {
 
     /// The spare for the call about to start.
     fn take_spare(&mut self) -> Option<Spare> {
-        self.want_spare = true;
+        self.want_spare = self.spares;
         self.spare.take()
     }
 
