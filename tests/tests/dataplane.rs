@@ -208,8 +208,16 @@ async fn answered(port: u16, times: usize) -> Vec<u32> {
     seen
 }
 
+/// `component_limits` with `max_instance_reuse` = `value` and a 500 ms
+/// execution limit.
 fn reuse_limits(value: &str) -> Option<std::collections::BTreeMap<String, String>> {
-    Some([("max_instance_reuse".to_string(), value.to_string())].into())
+    Some(
+        [
+            ("max_instance_reuse".to_string(), value.to_string()),
+            ("max_execution_time".to_string(), "500".to_string()),
+        ]
+        .into(),
+    )
 }
 
 /// Instance reuse is opt-in. By default every call, served or in-process,
@@ -262,6 +270,13 @@ async fn instances_are_reused_only_when_the_component_opts_in() {
     assert_eq!(far.reused - before.reused, 5, "{before:?} {far:?}");
     let near = counts_until(&l, &a, |c| c.local >= 8).await;
     assert_eq!(near.reused, 5, "{near:?}");
+
+    // An instance whose call failed (here: it ran out of time) is never
+    // reused: the next call gets a fresh one.
+    assert_eq!(answered(ports[1], 2).await, [3, 1]);
+    let (status, body) = http_get(ports[1], "/work?ms=3000").await.unwrap();
+    assert_ne!(status, 200, "{body}");
+    assert_eq!(answered(ports[1], 1).await, [1], "the timed-out instance");
 
     let bad = start(b.id(), "ponger-bad", "ponger", reuse_limits("0"));
     let failed = scale_with(&mut l, bad).await.unwrap();
