@@ -370,16 +370,19 @@ impl RunningComponent {
         store
     }
 
-    /// Outgoing `wasi:http` of one invocation: through the component's
-    /// http-client link, if it imports `wasi:http/outgoing-handler`.
+    /// Outgoing `wasi:http` of one invocation, if the component imports
+    /// `wasi:http/outgoing-handler`: through its http-client link under the
+    /// default link name, or denied when there is no http-client.
     pub(super) fn arm_outgoing_http(&self, state: &mut InvocationState) {
-        if self.outgoing_http
-            && let Some(http_client) = self.dataplane.http_client()
-        {
-            state.set_outgoing_http(
-                http_client.hooks(&self.id, crate::dataplane::links::default_link_name()),
-            );
+        if !self.outgoing_http {
+            return;
         }
+        state.set_outgoing_http(match self.dataplane.http_client() {
+            Some(http_client) => {
+                http_client.hooks(&self.id, crate::dataplane::links::default_link_name())
+            }
+            None => crate::capability::http_client::OutgoingHttp::denied(self.id.clone()),
+        });
     }
 
     /// Handles one HTTP request with `wasi:http/incoming-handler`. The
