@@ -48,6 +48,21 @@ async fn heartbeat_loop(host: Arc<HostInner>) {
     }
 }
 
+/// Tears down reused instances that waited too long for a call
+/// (`runtime::reuse`), outside the components lock.
+fn reap_idle_instances(host: &HostInner) {
+    let current: Vec<_> = match host.components.read() {
+        Ok(components) => components.values().map(|s| s.current.clone()).collect(),
+        Err(_) => return,
+    };
+    for component in current {
+        let reaped = component.reap_idle_instances();
+        if reaped > 0 {
+            tracing::debug!(component_id = %component.id(), reaped, "idle instances torn down");
+        }
+    }
+}
+
 async fn liveness_loop(host: Arc<HostInner>) {
     let mut stop = host.stop_tx.subscribe();
     let mut ticker = tokio::time::interval(host.config.liveness_interval);
@@ -60,6 +75,7 @@ async fn liveness_loop(host: Arc<HostInner>) {
             _ = ticker.tick() => {}
         }
         seq += 1;
+        reap_idle_instances(&host);
         let (components, providers) = (
             host.components.read().map(|c| c.len()).unwrap_or(0),
             host.providers.read().map(|p| p.len()).unwrap_or(0),

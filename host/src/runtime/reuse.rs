@@ -14,6 +14,7 @@
 //! reused.
 
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::Store;
@@ -31,6 +32,11 @@ pub(crate) const MAX_IDLE: usize = 16;
 /// down instead of kept.
 pub(crate) const SLOT_MARGIN: usize = 8;
 
+/// An instance that waited this long for a call is torn down (by the host's
+/// liveness tick), so a component that stopped being called gives its
+/// memory back.
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// An instance between two calls: its store, and the host instance slot it
 /// holds (not the component's own permit: an idle instance never keeps a
 /// call of the component waiting).
@@ -42,10 +48,41 @@ pub(crate) struct Reusable {
     pub(crate) uses: u32,
 }
 
+/// Idle items, oldest first, each with the time it became idle.
+struct IdleList<T> {
+    entries: Vec<(T, Instant)>,
+}
+
+impl<T> IdleList<T> {
+    /// The most recently used item (its memory is the warmest).
+    fn pop(&mut self) -> Option<T> {
+        self.entries.pop().map(|(item, _)| item)
+    }
+
+    /// Keeps `item`, unless `MAX_IDLE` already wait: then hands it back.
+    fn push(&mut self, item: T, now: Instant) -> Option<T> {
+        if self.entries.len() >= MAX_IDLE {
+            return Some(item);
+        }
+        self.entries.push((item, now));
+        None
+    }
+
+    /// Takes out the items idle for `timeout` or longer at `now`.
+    fn expired(&mut self, now: Instant, timeout: Duration) -> Vec<T> {
+        let stale = self
+            .entries
+            .iter()
+            .take_while(|(_, since)| now.saturating_duration_since(*since) >= timeout)
+            .count();
+        self.entries.drain(..stale).map(|(item, _)| item).collect()
+    }
+}
+
 /// The idle instances of one component generation (dropped with it).
 pub(crate) struct ReusePool {
     max_uses: u32,
-    idle: Mutex<Vec<Reusable>>,
+    idle: Mutex<IdleList<Reusable>>,
 }
 
 impl ReusePool {
@@ -53,7 +90,9 @@ impl ReusePool {
     pub(crate) fn new(max_uses: u32) -> Option<Self> {
         (max_uses > 1).then(|| Self {
             max_uses,
-            idle: Mutex::new(Vec::new()),
+            idle: Mutex::new(IdleList {
+                entries: Vec::new(),
+            }),
         })
     }
 
@@ -64,10 +103,9 @@ impl ReusePool {
 
     /// Instances waiting for a call.
     pub(crate) fn idle(&self) -> usize {
-        self.idle.lock().map(|idle| idle.len()).unwrap_or(0)
+        self.idle.lock().map(|idle| idle.entries.len()).unwrap_or(0)
     }
 
-    /// The most recently used idle instance (its memory is the warmest).
     fn take(&self) -> Option<Reusable> {
         self.idle.lock().ok()?.pop()
     }
@@ -80,11 +118,8 @@ impl ReusePool {
             return Some(instance);
         }
         match self.idle.lock() {
-            Ok(mut idle) if idle.len() < MAX_IDLE => {
-                idle.push(instance);
-                None
-            }
-            _ => Some(instance),
+            Ok(mut idle) => idle.push(instance, Instant::now()),
+            Err(_) => Some(instance),
         }
     }
 }
@@ -130,11 +165,62 @@ impl RunningComponent {
     pub fn idle_instances(&self) -> usize {
         self.reuse.as_ref().map_or(0, ReusePool::idle)
     }
+
+    /// Tears down the instances that waited [`IDLE_TIMEOUT`] or longer for
+    /// a call; returns how many.
+    pub fn reap_idle_instances(&self) -> usize {
+        let Some(pool) = &self.reuse else {
+            return 0;
+        };
+        let expired = match pool.idle.lock() {
+            Ok(mut idle) => idle.expired(Instant::now(), IDLE_TIMEOUT),
+            Err(_) => return 0,
+        };
+        // Dropped outside the lock: each drop resets a pool slot.
+        expired.len()
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::ReusePool;
+    use std::time::{Duration, Instant};
+
+    use super::{IdleList, MAX_IDLE, ReusePool};
+
+    #[test]
+    fn the_warmest_item_goes_first_and_the_list_is_bounded() {
+        let now = Instant::now();
+        let mut list = IdleList {
+            entries: Vec::new(),
+        };
+        for i in 0..MAX_IDLE {
+            assert_eq!(list.push(i, now), None);
+        }
+        assert_eq!(list.push(99, now), Some(99), "full: handed back");
+        assert_eq!(list.pop(), Some(MAX_IDLE - 1));
+        assert_eq!(list.push(7, now), None);
+        assert_eq!(list.pop(), Some(7));
+    }
+
+    #[test]
+    fn only_items_idle_for_the_timeout_expire() {
+        let start = Instant::now();
+        let mut list = IdleList {
+            entries: Vec::new(),
+        };
+        let second = Duration::from_secs(1);
+        list.push("old", start);
+        list.push("older-but-later", start + second);
+        list.push("fresh", start + 10 * second);
+        let timeout = 5 * second;
+        assert!(list.expired(start + 4 * second, timeout).is_empty());
+        assert_eq!(
+            list.expired(start + 6 * second, timeout),
+            ["old", "older-but-later"]
+        );
+        assert_eq!(list.pop(), Some("fresh"));
+        assert_eq!(list.pop(), None);
+    }
 
     #[test]
     fn one_call_per_instance_needs_no_pool() {
