@@ -291,6 +291,17 @@ async fn instances_are_reused_only_when_the_component_opts_in() {
         failed.to_string().contains("max_instance_reuse"),
         "the error names the key: {failed}"
     );
+
+    // Scaling a running component can turn reuse on; a bad value fails the
+    // scale and leaves it as it was.
+    let rescale = start(b.id(), "ponger", "ponger", reuse_limits("2"));
+    let e = scale_with(&mut l, rescale).await.unwrap();
+    assert!(e["type"].as_str().unwrap().ends_with("scaled"), "{e}");
+    assert_eq!(answered(ports[0], 3).await, [1, 2, 1]);
+    let bad = start(b.id(), "ponger", "ponger", reuse_limits("many"));
+    let failed = scale_with(&mut l, bad).await.unwrap();
+    assert!(failed.to_string().contains("max_instance_reuse"), "{failed}");
+    assert_eq!(answered(ports[0], 2).await, [2, 1], "still reusing, by 2");
 }
 
 #[tokio::test(flavor = "multi_thread")]

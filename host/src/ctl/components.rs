@@ -155,6 +155,22 @@ async fn scale_task(host: Arc<HostInner>, cmd: ScaleComponentCommand) {
         stop_component(&host, &id, &cmd.component_ref, annotations).await;
         return;
     }
+    let reuse = match instance_reuse(&cmd) {
+        Ok(reuse) => reuse,
+        Err(error) => {
+            let image_ref = cmd.component_ref.clone();
+            publish_failed(
+                &host,
+                &id,
+                &image_ref,
+                cmd.max_instances,
+                annotations,
+                error,
+            )
+            .await;
+            return;
+        }
+    };
     let existing = host.component(&id);
     let result = match existing {
         Some(current) => {
@@ -180,7 +196,7 @@ async fn scale_task(host: Arc<HostInner>, cmd: ScaleComponentCommand) {
                 .await;
                 return;
             }
-            let next = Arc::new(current.rescaled(cmd.max_instances, annotations.clone()));
+            let next = Arc::new(current.rescaled(cmd.max_instances, annotations.clone(), reuse));
             swap(&host, &id, next.clone(), Some(&cmd.config));
             let image_ref = next.image_ref().to_string();
             publish_scaled(

@@ -222,9 +222,14 @@ impl RunningComponent {
         })
     }
 
-    /// A new generation with another concurrency bound and annotations, sharing
-    /// the compiled code.
-    pub fn rescaled(&self, max_instances: u32, annotations: BTreeMap<String, String>) -> Self {
+    /// A new generation with another concurrency bound and annotations (and
+    /// instance reuse, if `reuse` is set), sharing the compiled code.
+    pub fn rescaled(
+        &self,
+        max_instances: u32,
+        annotations: BTreeMap<String, String>,
+        reuse: Option<u32>,
+    ) -> Self {
         Self {
             id: self.id.clone(),
             image_ref: self.image_ref.clone(),
@@ -241,7 +246,7 @@ impl RunningComponent {
             exports: self.exports.clone(),
             dataplane: self.dataplane.clone(),
             outgoing_http: self.outgoing_http,
-            reuse: super::reuse::ReusePool::new(self.max_instance_reuse()),
+            reuse: super::reuse::ReusePool::new(reuse.unwrap_or_else(|| self.max_instance_reuse())),
         }
     }
 
