@@ -88,11 +88,12 @@ async fn every_value_kind_round_trips_compactly_in_two_messages_body() {
     assert_eq!(stats.standard_calls, 0, "{stats:?}");
     assert_eq!(server_transport.stats().served_compact, 12);
     // One caller, one call at a time: every reply skips the server's outbox
-    // pump, and so do the requests that follow a lone delivery of the
-    // previous reply (all but the first, unless the pump still holds the
-    // previous request: a heuristic, hence the margin).
+    // pump, and so can the requests that follow a lone delivery of the
+    // previous reply. That one is a heuristic that depends on how the
+    // demux's rounds fall (6 of 11 on a loaded CI machine, 11 of 11 idle):
+    // only that the path is taken at all is asserted.
     assert_eq!(server_transport.stats().direct_publishes, 12);
-    assert!(stats.direct_publishes >= 8, "{stats:?}");
+    assert!(stats.direct_publishes >= 1, "{stats:?}");
 
     // Exactly two messages for one unary call: request and compact reply.
     // Never more; and since the `>` observer (another connection) has been
