@@ -300,7 +300,10 @@ async fn instances_are_reused_only_when_the_component_opts_in() {
     assert_eq!(answered(ports[0], 3).await, [1, 2, 1]);
     let bad = start(b.id(), "ponger", "ponger", reuse_limits("many"));
     let failed = scale_with(&mut l, bad).await.unwrap();
-    assert!(failed.to_string().contains("max_instance_reuse"), "{failed}");
+    assert!(
+        failed.to_string().contains("max_instance_reuse"),
+        "{failed}"
+    );
     assert_eq!(answered(ports[0], 2).await, [2, 1], "still reusing, by 2");
 }
 
