@@ -155,25 +155,13 @@ async fn scale_task(host: Arc<HostInner>, cmd: ScaleComponentCommand) {
         stop_component(&host, &id, &cmd.component_ref, annotations).await;
         return;
     }
-    let reuse = match instance_reuse(&cmd) {
-        Ok(reuse) => reuse,
-        Err(error) => {
-            let image_ref = cmd.component_ref.clone();
-            publish_failed(
-                &host,
-                &id,
-                &image_ref,
-                cmd.max_instances,
-                annotations,
-                error,
-            )
-            .await;
-            return;
-        }
-    };
     let existing = host.component(&id);
     let result = match existing {
-        Some(current) => {
+        Some(current) => 'rescale: {
+            let reuse = match instance_reuse(&cmd) {
+                Ok(reuse) => reuse,
+                Err(error) => break 'rescale Err(error),
+            };
             if let Err(denial) = crate::policy::check_component_start(
                 &host,
                 &id,

@@ -83,9 +83,6 @@ pub(crate) struct Spare {
     generation: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
-/// Host instance slots a spare leaves free for calls.
-const SPARE_SLOT_MARGIN: usize = 8;
-
 impl Spare {
     /// Whether it was made by `component` and with its current config.
     fn is_for(&self, component: &RunningComponent) -> bool {
@@ -95,6 +92,16 @@ impl Spare {
                 .read()
                 .is_ok_and(|config| std::sync::Arc::ptr_eq(&self.store.data().config, &config))
     }
+}
+
+/// What a call runs on (see `RunningComponent::ready_instance`).
+struct ReadyInstance {
+    permits: InstancePermits,
+    store: wasmtime::Store<super::InvocationState>,
+    /// Set when the instance already exists (reused, or a spare).
+    instance: Option<wasmtime::component::Instance>,
+    /// Calls it answered before.
+    uses: u32,
 }
 
 /// A local call ready to run (see `RunningComponent::prepare_local`).
@@ -259,32 +266,15 @@ impl RunningComponent {
             .deadline
             .min(tokio::time::Instant::now() + self.max_execution_time);
         let budget = scope.remaining();
-        let (permits, store, instance, uses) = match self.reuse_instance(scope) {
-            Ok(reusable) => {
-                let own = self.take_permit(&self.permits, budget).await?;
-                let instance = Some(reusable.instance);
-                (
-                    (own, reusable.slot),
-                    reusable.store,
-                    instance,
-                    reusable.uses,
-                )
-            }
-            Err(scope) => (
-                self.acquire_within(budget).await?,
-                self.new_store_in(scope),
-                None,
-                0,
-            ),
-        };
+        let ready = self.ready_instance(scope, budget, None).await?;
         Ok(LocalCall {
             index,
             results,
             budget,
-            permits,
-            store,
-            instance,
-            uses,
+            permits: ready.permits,
+            store: ready.store,
+            instance: ready.instance,
+            uses: ready.uses,
         })
     }
 
@@ -307,7 +297,7 @@ impl RunningComponent {
     /// (the call then instantiates as usual, and reports the failure).
     pub(crate) async fn prepare_spare(&self) -> Option<Spare> {
         let slots = self.runtime.instance_slots();
-        if slots.available_permits() <= SPARE_SLOT_MARGIN || self.idle_instances() > 0 {
+        if slots.available_permits() <= super::reuse::SLOT_MARGIN || self.idle_instances() > 0 {
             return None;
         }
         let slot = slots.clone().try_acquire_owned().ok()?;
@@ -389,33 +379,12 @@ impl RunningComponent {
         if budget.is_zero() {
             return Err(self.deadline(budget));
         }
-        let (permits, mut store, mut ready, uses) = match self.reuse_instance(scope) {
-            Ok(reusable) => {
-                let own = self.take_permit(&self.permits, budget).await?;
-                let instance = Some(reusable.instance);
-                (
-                    (own, reusable.slot),
-                    reusable.store,
-                    instance,
-                    reusable.uses,
-                )
-            }
-            Err(scope) => match spare.filter(|spare| spare.is_for(self)) {
-                Some(spare) => {
-                    let own = self.take_permit(&self.permits, budget).await?;
-                    let mut store = spare.store;
-                    store.data_mut().scope = scope;
-                    self.dataplane.count_served_ahead();
-                    ((own, spare.slot), store, Some(spare.instance), 0)
-                }
-                None => (
-                    self.acquire_within(budget).await?,
-                    self.new_store_in(scope),
-                    None,
-                    0,
-                ),
-            },
-        };
+        let ReadyInstance {
+            permits,
+            mut store,
+            instance: mut ready,
+            uses,
+        } = self.ready_instance(scope, budget, spare).await?;
         // The export server runs a call on its own task until the call first
         // waits (`dataplane::serve`): a guest that computes for long must
         // give the task back, so served stores yield at every epoch tick.
@@ -468,6 +437,48 @@ impl RunningComponent {
         let reuse = ready.filter(|_| result.is_ok()).map(|i| (i, uses + 1));
         *finished = Finished::after_call(self, store, permits, reuse);
         result
+    }
+
+    /// The permits and store of a call made within `scope`, waiting at most
+    /// `budget` for permits: an idle instance when the component reuses
+    /// them, else `spare` when it is still good, else a fresh store (the
+    /// call instantiates).
+    async fn ready_instance(
+        &self,
+        scope: CallScope,
+        budget: Duration,
+        spare: Option<Spare>,
+    ) -> Result<ReadyInstance, InvokeError> {
+        let scope = match self.reuse_instance(scope) {
+            Ok(reusable) => {
+                let own = self.take_permit(&self.permits, budget).await?;
+                return Ok(ReadyInstance {
+                    permits: (own, reusable.slot),
+                    store: reusable.store,
+                    instance: Some(reusable.instance),
+                    uses: reusable.uses,
+                });
+            }
+            Err(scope) => scope,
+        };
+        if let Some(spare) = spare.filter(|spare| spare.is_for(self)) {
+            let own = self.take_permit(&self.permits, budget).await?;
+            let mut store = spare.store;
+            store.data_mut().scope = scope;
+            self.dataplane.count_served_ahead();
+            return Ok(ReadyInstance {
+                permits: (own, spare.slot),
+                store,
+                instance: Some(spare.instance),
+                uses: 0,
+            });
+        }
+        Ok(ReadyInstance {
+            permits: self.acquire_within(budget).await?,
+            store: self.new_store_in(scope),
+            instance: None,
+            uses: 0,
+        })
     }
 
     fn not_exported(&self, instance: &str, func: &str) -> InvokeError {

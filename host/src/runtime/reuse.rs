@@ -28,8 +28,9 @@ use super::state::CallScope;
 /// call: each holds a host instance slot.
 pub(crate) const MAX_IDLE: usize = 16;
 
-/// Host instance slots left free: below this, answered instances are torn
-/// down instead of kept.
+/// Host instance slots left free for calls: with this many or fewer free,
+/// answered instances are torn down instead of kept, and no spare is made
+/// (`runtime::calls`).
 pub(crate) const SLOT_MARGIN: usize = 8;
 
 /// An instance that waited this long for a call is torn down (by the host's
