@@ -553,3 +553,116 @@ async fn a_nats_outage_evicts_nothing() {
     assert_eq!(before, after);
     wait_status(&l, "steady", "deployed", WAIT).await.unwrap();
 }
+
+/// pinger (HTTP front) on one host, ponger on another with
+/// `properties.max_instance_reuse` (a Trellis extension) set to `reuse`.
+fn reuse_manifest(version: &str, reuse: u32, port: u16) -> String {
+    json!({
+        "apiVersion": "core.oam.dev/v1beta1",
+        "kind": "Application",
+        "metadata": {"name": "reuse", "annotations": {"version": version}},
+        "spec": {"components": [
+            {"name": "pinger", "type": "component",
+             "properties": {"image": image("pinger"), "id": "reuse-pinger"},
+             "traits": [
+                {"type": "spreadscaler", "properties": {"instances": 1,
+                    "spread": [{"name": "gw", "requirements": {"role": "gateway"}}]}},
+                {"type": "link", "properties": {"target": {"name": "ponger"},
+                    "namespace": "example", "package": "pong", "interfaces": ["pingpong"]}}
+             ]},
+            {"name": "ponger", "type": "component",
+             "properties": {"image": image("ponger"), "id": "reuse-ponger",
+                "max_instance_reuse": reuse},
+             "traits": [{"type": "spreadscaler", "properties": {"instances": 1,
+                "spread": [{"name": "workers", "requirements": {"role": "worker"}}]}}]},
+            {"name": "httpserver", "type": "capability",
+             "properties": {"image": "builtin://http-server", "id": "reuse-http"},
+             "traits": [
+                {"type": "spreadscaler", "properties": {"instances": 1,
+                    "spread": [{"name": "gw", "requirements": {"role": "gateway"}}]}},
+                {"type": "link", "properties": {"target": {"name": "pinger"},
+                    "namespace": "wasi", "package": "http", "interfaces": ["incoming-handler"],
+                    "source": {"config": [{"name": "reuse-http",
+                        "properties": {"address": format!("127.0.0.1:{port}")}}]}}}
+             ]}
+        ]}
+    })
+    .to_string()
+}
+
+/// `answered()` of ponger through pinger, `times` calls in a row (1 on a
+/// fresh instance; N on an instance answering its Nth call).
+async fn answered(port: u16, times: usize) -> Result<Vec<u32>> {
+    let mut seen = Vec::new();
+    for _ in 0..times {
+        let (code, body) = http_get(port, "/answered").await?;
+        anyhow::ensure!(code == 200, "{code} {body}");
+        let n = body
+            .trim()
+            .strip_prefix("answered ")
+            .with_context(|| format!("unexpected body {body:?}"))?;
+        seen.push(n.parse()?);
+    }
+    Ok(seen)
+}
+
+/// A manifest's `max_instance_reuse` reaches the host that runs the
+/// component (instances answer up to that many calls), a new version with
+/// another value changes it in place, and a manifest with 0 is refused
+/// naming the field, leaving the deployed version running.
+#[tokio::test(flavor = "multi_thread")]
+async fn manifest_max_instance_reuse_reaches_the_host_and_changes_in_place() {
+    let l = TestLattice::start().await.unwrap();
+    let _gateway = HostProcess::start(l.host_options().label("role", "gateway"))
+        .await
+        .unwrap();
+    let worker = HostProcess::start(l.host_options().label("role", "worker"))
+        .await
+        .unwrap();
+    let _wadm = WadmProcess::start(&l.nats.url(), &l.lattice, &[])
+        .await
+        .unwrap();
+    let port = free_port().unwrap();
+    deploy(&l, &reuse_manifest("v1", 3, port), "reuse")
+        .await
+        .unwrap();
+    wait_status(&l, "reuse", "deployed", WAIT).await.unwrap();
+    eventually(WAIT, || async {
+        let (code, body) = http_get(port, "/").await?;
+        anyhow::ensure!(code == 200 && body.contains("pong"), "{code} {body}");
+        Ok(())
+    })
+    .await
+    .unwrap();
+    // Calls in a row land on one instance until it answered 3 (the first
+    // call above was its first).
+    assert_eq!(answered(port, 5).await.unwrap(), [2, 3, 1, 2, 3]);
+
+    // v2: reuse 1 (a fresh instance per call), applied in place: ponger
+    // keeps running on its worker.
+    deploy(&l, &reuse_manifest("v2", 1, port), "reuse")
+        .await
+        .unwrap();
+    eventually(WAIT, || async {
+        let seen = answered(port, 3).await?;
+        anyhow::ensure!(seen == [1, 1, 1], "{seen:?}");
+        Ok(())
+    })
+    .await
+    .unwrap();
+    wait_status(&l, "reuse", "deployed", WAIT).await.unwrap();
+    let placed = placement(&l, &[&worker], "reuse-ponger").await;
+    assert_eq!(placed.get(worker.id()), Some(&1), "{placed:?}");
+
+    // 0 is refused at put, naming the field; v2 keeps running.
+    let put = api(&l, "put", None, &reuse_manifest("v3", 0, port))
+        .await
+        .unwrap();
+    assert_eq!(put["result"], "error", "{put}");
+    let message = put["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("max_instance_reuse") && message.contains("at least 1"),
+        "{put}"
+    );
+    assert_eq!(answered(port, 2).await.unwrap(), [1, 1]);
+}

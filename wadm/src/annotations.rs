@@ -48,7 +48,9 @@ pub fn compute_id_sha256(parts: &[&str]) -> String {
 
 /// Id of a component or provider scaler (`kind` is [`SPREAD_SCALER_KIND`] or
 /// [`DAEMON_SCALER_KIND`]): it changes when the image, id or config names change, not
-/// when the instance count or spreads change, so scaling is not an upgrade.
+/// when the instance count or spreads change, so scaling is not an upgrade. `extra`
+/// holds settings beyond wadm 0.21's (Trellis extensions such as
+/// `max_instance_reuse`); without them the id is wadm's.
 #[must_use]
 pub fn workload_scaler_id(
     kind: &str,
@@ -57,9 +59,11 @@ pub fn workload_scaler_id(
     id: &str,
     image_ref: &str,
     config: &[String],
+    extra: Option<&str>,
 ) -> String {
     let mut parts = vec![kind, app, component_name, id, image_ref];
     parts.extend(config.iter().map(String::as_str));
+    parts.extend(extra);
     compute_id_sha256(&parts)
 }
 
@@ -151,11 +155,12 @@ mod tests {
 
     #[test]
     fn workload_id_is_stable_and_ignores_counts() {
-        let a = workload_scaler_id(SPREAD_SCALER_KIND, "app", "c", "app-c", "img:1", &[]);
-        let b = workload_scaler_id(SPREAD_SCALER_KIND, "app", "c", "app-c", "img:1", &[]);
+        let a = workload_scaler_id(SPREAD_SCALER_KIND, "app", "c", "app-c", "img:1", &[], None);
+        let b = workload_scaler_id(SPREAD_SCALER_KIND, "app", "c", "app-c", "img:1", &[], None);
         assert_eq!(a, b);
         assert_eq!(a.len(), 64);
-        let other_image = workload_scaler_id(SPREAD_SCALER_KIND, "app", "c", "app-c", "img:2", &[]);
+        let other_image =
+            workload_scaler_id(SPREAD_SCALER_KIND, "app", "c", "app-c", "img:2", &[], None);
         assert_ne!(a, other_image);
         let with_config = workload_scaler_id(
             SPREAD_SCALER_KIND,
@@ -164,9 +169,21 @@ mod tests {
             "app-c",
             "img:1",
             &["cfg".to_string()],
+            None,
         );
         assert_ne!(a, with_config);
-        let daemon = workload_scaler_id(DAEMON_SCALER_KIND, "app", "c", "app-c", "img:1", &[]);
+        let reusing = workload_scaler_id(
+            SPREAD_SCALER_KIND,
+            "app",
+            "c",
+            "app-c",
+            "img:1",
+            &[],
+            Some("max_instance_reuse=8"),
+        );
+        assert_ne!(a, reusing);
+        let daemon =
+            workload_scaler_id(DAEMON_SCALER_KIND, "app", "c", "app-c", "img:1", &[], None);
         assert_ne!(a, daemon);
         // Same as wadm: plain concatenation of the parts.
         assert_eq!(

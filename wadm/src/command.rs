@@ -54,6 +54,10 @@ pub struct ScaleComponent {
     /// upgrade). wadm 0.21 never sets it, which turns an image change into stop-then-start.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_update: bool,
+    /// Calls one instance may answer (`properties.max_instance_reuse`, a Trellis
+    /// extension); `None` leaves it to the host's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_instance_reuse: Option<u32>,
 }
 
 /// Start one provider instance on one host.
@@ -158,6 +162,10 @@ impl Command {
     }
 }
 
+/// The `component_limits` key of `component.scale` that carries
+/// [`ScaleComponent::max_instance_reuse`].
+pub const MAX_INSTANCE_REUSE: &str = "max_instance_reuse";
+
 impl ScaleComponent {
     /// The `component.scale` request.
     #[must_use]
@@ -167,7 +175,9 @@ impl ScaleComponent {
             component_id: self.component_id.clone(),
             annotations: Some(self.annotations.clone()),
             max_instances: self.count,
-            component_limits: None,
+            component_limits: self.max_instance_reuse.map(|reuse| {
+                BTreeMap::from([(MAX_INSTANCE_REUSE.to_string(), reuse.to_string())])
+            }),
             host_id: self.host_id.clone(),
             config: self.config.clone(),
             allow_update: self.allow_update,
@@ -261,6 +271,7 @@ mod tests {
             annotations: BTreeMap::from([("k".into(), "v".into())]),
             config: vec![],
             allow_update: false,
+            max_instance_reuse: None,
         });
         assert_eq!(
             serde_json::to_value(&cmd).unwrap(),
@@ -307,8 +318,19 @@ mod tests {
             annotations: BTreeMap::from([("k".into(), "v".into())]),
             config: vec!["cfg".into()],
             allow_update: true,
+            max_instance_reuse: None,
         };
         let ctl = scale.to_ctl();
+        assert_eq!(ctl.component_limits, None, "the host default applies");
+        let reusing = ScaleComponent {
+            max_instance_reuse: Some(64),
+            ..scale.clone()
+        }
+        .to_ctl();
+        assert_eq!(
+            reusing.component_limits,
+            Some(BTreeMap::from([("max_instance_reuse".into(), "64".into())]))
+        );
         assert_eq!(ctl.max_instances, 3);
         assert!(ctl.allow_update);
         assert_eq!(ctl.component_ref, "img:2");

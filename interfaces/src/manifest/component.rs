@@ -58,6 +58,12 @@ pub struct ComponentProperties {
     /// Secret references (`wasmcloud:secrets/store`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<SecretProperty>,
+    /// Trellis extension, components only: how many calls one instance may
+    /// answer before a fresh one replaces it (`component_limits.max_instance_reuse`
+    /// of `component.scale`). Absent: the host's default (a fresh instance per
+    /// call unless the host was started with `--max-instance-reuse`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_instance_reuse: Option<u32>,
 }
 
 /// Properties of a capability provider; the same shape as a component's.
@@ -273,6 +279,26 @@ mod tests {
         assert_eq!(c.image(), Some("img"));
         let json = serde_json::to_value(&c).expect("encodes");
         assert_eq!(json["type"], "component");
+    }
+
+    #[test]
+    fn max_instance_reuse_is_optional_and_round_trips() {
+        let c: Component = serde_norway::from_str(
+            "name: a\ntype: component\nproperties:\n  image: img\n  max_instance_reuse: 64\n",
+        )
+        .expect("parses");
+        assert_eq!(c.props().max_instance_reuse, Some(64));
+        let json = serde_json::to_value(&c).expect("encodes");
+        assert_eq!(json["properties"]["max_instance_reuse"], 64);
+        let plain: Component =
+            serde_json::from_str(r#"{"name":"a","type":"component","properties":{"image":"img"}}"#)
+                .expect("parses");
+        assert_eq!(plain.props().max_instance_reuse, None);
+        let json = serde_json::to_value(&plain).expect("encodes");
+        assert!(
+            json["properties"].get("max_instance_reuse").is_none(),
+            "{json}"
+        );
     }
 
     #[test]

@@ -123,6 +123,7 @@ fn workloads_to_remove(app: &str, current: &Current, ctx: &Ctx<'_>) -> Vec<Comma
                     annotations: i.annotations.clone(),
                     config: Vec::new(),
                     allow_update: false,
+                    max_instance_reuse: None,
                 })
             }
         })

@@ -159,7 +159,15 @@ fn spreads_instances_over_hosts_for_real() {
         s.iter().all(|c| c.count == 2),
         "4 over 2 hosts is 2+2: {s:?}"
     );
-    let scaler = workload_scaler_id(SPREAD_SCALER_KIND, "shop", "api", "shop-api", "img:1", &[]);
+    let scaler = workload_scaler_id(
+        SPREAD_SCALER_KIND,
+        "shop",
+        "api",
+        "shop-api",
+        "img:1",
+        &[],
+        None,
+    );
     let a = &s[0].annotations;
     assert_eq!(a[MANAGED_BY_KEY], "wadm");
     assert_eq!(a[APPSPEC_KEY], "shop");
@@ -514,4 +522,59 @@ fn undeploy_removes_everything_of_the_app() {
     );
     assert!(lab.world.links().is_empty());
     assert!(lab.world.configs.is_empty());
+}
+
+fn reusing_app(reuse: Option<u32>) -> DeployedApp {
+    let reuse = reuse.map_or(String::new(), |n| format!(", max_instance_reuse: {n}"));
+    app(&format!(
+        "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata: {{name: shop, annotations: {{}}}}\n\
+         spec:\n  components:\n    - name: api\n      type: component\n      properties: {{image: \"img:1\"{reuse}}}\n      \
+         traits:\n        - type: {SPREAD4}\n"
+    ))
+}
+
+#[test]
+fn max_instance_reuse_reaches_the_hosts_and_a_change_replaces_in_place() {
+    let mut lab = Lab::new();
+    lab.host("A", "eu").host("B", "eu");
+    // Without the field: no limits on the wire, wadm 0.21's scaler id.
+    let plain = [reusing_app(None)];
+    let rec = lab.reconcile(&plain);
+    assert!(scales(&rec).iter().all(|s| s.max_instance_reuse.is_none()));
+    assert!(
+        scales(&rec)
+            .iter()
+            .all(|s| s.to_ctl().component_limits.is_none())
+    );
+    lab.converge(&plain);
+    // With it: every host is re-scaled in place (same image, same count), and
+    // the request carries `component_limits.max_instance_reuse`.
+    let reusing = [reusing_app(Some(64))];
+    let rec = lab.reconcile(&reusing);
+    let s = scales(&rec);
+    assert!(!s.is_empty(), "{rec:?}");
+    for scale in &s {
+        assert_eq!(scale.max_instance_reuse, Some(64), "{scale:?}");
+        assert_eq!(scale.image_ref, "img:1");
+        assert_eq!(scale.count, 2);
+        assert!(scale.allow_update, "{scale:?}");
+        let limits = scale.to_ctl().component_limits.unwrap_or_default();
+        assert_eq!(limits["max_instance_reuse"], "64");
+    }
+    let done = lab.converge(&reusing);
+    assert_eq!(status(&done, "shop"), (StatusType::Deployed, String::new()));
+    assert_eq!(
+        (lab.count("A", "shop-api"), lab.count("B", "shop-api")),
+        (2, 2)
+    );
+    let rec = lab.reconcile(&reusing);
+    assert!(rec.commands.is_empty(), "a fixed point: {:?}", rec.commands);
+    // Another value is another change.
+    let rec = lab.reconcile(&[reusing_app(Some(8))]);
+    assert!(
+        scales(&rec)
+            .iter()
+            .any(|s| s.max_instance_reuse == Some(8) && s.allow_update),
+        "{rec:?}"
+    );
 }

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use super::known::did_you_mean;
 use super::{ValidationFailure, component_at, trait_at, traits_with_position};
 use crate::manifest::{
-    DAEMONSCALER_TRAIT, LINK_TRAIT, LinkProperty, Manifest, SECRET_POLICY_TYPE, SPREADSCALER_TRAIT,
-    SecretProperty, SpreadScalerProperty, TraitProperty,
+    Component, DAEMONSCALER_TRAIT, LINK_TRAIT, LinkProperty, Manifest, SECRET_POLICY_TYPE,
+    SPREADSCALER_TRAIT, SecretProperty, SpreadScalerProperty, TraitProperty,
 };
 
 /// Duplicate component names, and duplicate lattice ids (explicit `properties.id`, or
@@ -98,6 +98,33 @@ pub(super) fn check_properties(manifest: &Manifest, out: &mut Vec<ValidationFail
             }
             (Some(_), None) => {}
         }
+        check_instance_reuse(&at, component, out);
+    }
+}
+
+/// `max_instance_reuse` (a Trellis extension): a positive count, on a
+/// component that runs its own image.
+fn check_instance_reuse(at: &str, component: &Component, out: &mut Vec<ValidationFailure>) {
+    let props = component.props();
+    let Some(reuse) = props.max_instance_reuse else {
+        return;
+    };
+    let field = "field 'properties.max_instance_reuse'";
+    if component.is_capability() {
+        out.push(ValidationFailure::error(format!(
+            "{at}, {field}: applies to components only (a capability provider is a process, \
+             not an instance per call); remove it"
+        )));
+    } else if props.application.is_some() {
+        out.push(ValidationFailure::error(format!(
+            "{at}, {field}: a shared component reference cannot set it (the shared \
+             application that runs the component does)"
+        )));
+    } else if reuse == 0 {
+        out.push(ValidationFailure::error(format!(
+            "{at}, {field}: must be at least 1 (the calls one instance may answer; 1 gives \
+             every call a fresh instance)"
+        )));
     }
 }
 

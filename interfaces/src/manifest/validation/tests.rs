@@ -543,3 +543,49 @@ fn output_summaries_and_display() {
     );
     assert!(failures.get(..1).is_some_and(ValidationOutput::valid));
 }
+
+#[test]
+fn max_instance_reuse_must_be_positive_and_on_a_component_that_runs_its_image() {
+    let ok = check(
+        "    - {name: c, type: component, properties: {image: img, max_instance_reuse: 128}}\n",
+    );
+    assert!(ok.is_empty(), "{}", messages(&ok));
+    assert_one(
+        &check(
+            "    - {name: c, type: component, properties: {image: img, max_instance_reuse: 0}}\n",
+        ),
+        ValidationFailureLevel::Error,
+        &[
+            "component 'c'",
+            "properties.max_instance_reuse",
+            "at least 1",
+        ],
+    );
+    assert_one(
+        &check(
+            "    - {name: kv, type: capability, properties: {image: builtin://kv, max_instance_reuse: 4}}\n",
+        ),
+        ValidationFailureLevel::Error,
+        &["'kv'", "properties.max_instance_reuse", "components only"],
+    );
+    assert_one(
+        &check(
+            "    - {name: s, type: component, properties: {application: {name: shared, component: c}, max_instance_reuse: 4}}\n",
+        ),
+        ValidationFailureLevel::Error,
+        &[
+            "'s'",
+            "properties.max_instance_reuse",
+            "shared component reference",
+        ],
+    );
+    // Not a number: the manifest does not parse; the error names the component
+    // and what was expected.
+    let text = "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata:\n  name: app\n  annotations: {}\nspec:\n  components:\n    - {name: c, type: component, properties: {image: img, max_instance_reuse: many}}\n";
+    let err = Manifest::from_yaml(text).expect_err("not a number");
+    let err = err.to_string();
+    assert!(
+        err.contains("spec.components[0]") && err.contains("expected u32"),
+        "{err}"
+    );
+}

@@ -74,6 +74,7 @@ fn scale(
         annotations,
         config: w.config.clone(),
         allow_update,
+        max_instance_reuse: w.max_instance_reuse,
     })
 }
 

@@ -47,6 +47,8 @@ pub(crate) struct Workload<'a> {
     pub property: SpreadScalerProperty,
     pub kind: ScalerKind,
     pub provider: bool,
+    /// `properties.max_instance_reuse` (components only).
+    pub max_instance_reuse: Option<u32>,
     pub scaler_id: String,
 }
 
@@ -62,7 +64,19 @@ impl<'a> Workload<'a> {
         let id = component.component_id(app);
         let config = config_names(app, &component.props().config);
         let kind_name = kind_name(kind);
-        let scaler_id = workload_scaler_id(kind_name, app, &component.name, &id, image, &config);
+        let max_instance_reuse = component.props().max_instance_reuse;
+        // Part of the scaler id only when set, so the ids of manifests without
+        // it stay those of wadm 0.21; changing it replaces instances in place.
+        let reuse = max_instance_reuse.map(|n| format!("max_instance_reuse={n}"));
+        let scaler_id = workload_scaler_id(
+            kind_name,
+            app,
+            &component.name,
+            &id,
+            image,
+            &config,
+            reuse.as_deref(),
+        );
         Self {
             app,
             id,
@@ -71,6 +85,7 @@ impl<'a> Workload<'a> {
             property,
             kind,
             provider: component.is_capability(),
+            max_instance_reuse,
             scaler_id,
         }
     }
