@@ -175,9 +175,9 @@ impl ScaleComponent {
             component_id: self.component_id.clone(),
             annotations: Some(self.annotations.clone()),
             max_instances: self.count,
-            component_limits: self.max_instance_reuse.map(|reuse| {
-                BTreeMap::from([(MAX_INSTANCE_REUSE.to_string(), reuse.to_string())])
-            }),
+            component_limits: self
+                .max_instance_reuse
+                .map(|reuse| BTreeMap::from([(MAX_INSTANCE_REUSE.to_string(), reuse.to_string())])),
             host_id: self.host_id.clone(),
             config: self.config.clone(),
             allow_update: self.allow_update,

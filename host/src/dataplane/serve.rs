@@ -292,7 +292,7 @@ pub(crate) fn remote_kind(e: &InvokeError) -> trellis_wrpc::RemoteErrorKind {
     match e {
         InvokeError::NotExported { .. } => K::NotExported,
         InvokeError::Stopping(_) => K::Stopping,
-        InvokeError::Busy(_) => K::Busy,
+        InvokeError::Busy(_) | InvokeError::HostFull { .. } => K::Busy,
         InvokeError::Trap { .. } => K::Trap,
         InvokeError::Decode { .. } => K::Decode,
         InvokeError::Deadline { .. } => K::Deadline,

@@ -92,6 +92,17 @@ pub enum InvokeError {
     /// No instance slot became free in time.
     #[error("component `{0}` is at its instance limit; try again")]
     Busy(String),
+    /// Every instance slot of the host stayed in use (by any component)
+    /// for the whole wait.
+    #[error(
+        "the host's instance pool is full ({slots} instances running), so component `{component_id}` could not start one in time; try again, or give the host more with --max-memory-bytes"
+    )]
+    HostFull {
+        /// The component that waited.
+        component_id: String,
+        /// The host's instance slots.
+        slots: u32,
+    },
 }
 
 /// Result of loading an artifact: the compiled component and whether the
@@ -151,7 +162,7 @@ pub struct RunningComponent {
     /// up the http-client link).
     outgoing_http: bool,
     /// Idle instances, when the component opted into instance reuse.
-    pub(super) reuse: Option<super::reuse::ReusePool>,
+    pub(super) reuse: Option<Arc<super::reuse::ReusePool>>,
 }
 
 /// What is needed to build a [`RunningComponent`].
@@ -201,7 +212,11 @@ impl RunningComponent {
         let max_execution_time = params
             .max_execution_time
             .unwrap_or_else(|| runtime.max_execution_time());
-        let runtime_reuse = runtime.max_instance_reuse();
+        let reuse = runtime.reuse_pools().pool(
+            params
+                .max_instance_reuse
+                .unwrap_or(runtime.max_instance_reuse()),
+        );
         Ok(Self {
             id,
             image_ref: params.image_ref,
@@ -218,7 +233,7 @@ impl RunningComponent {
             exports,
             dataplane: params.dataplane,
             outgoing_http,
-            reuse: super::reuse::ReusePool::new(params.max_instance_reuse.unwrap_or(runtime_reuse)),
+            reuse,
         })
     }
 
@@ -246,7 +261,10 @@ impl RunningComponent {
             exports: self.exports.clone(),
             dataplane: self.dataplane.clone(),
             outgoing_http: self.outgoing_http,
-            reuse: super::reuse::ReusePool::new(reuse.unwrap_or_else(|| self.max_instance_reuse())),
+            reuse: self
+                .runtime
+                .reuse_pools()
+                .pool(reuse.unwrap_or_else(|| self.max_instance_reuse())),
         }
     }
 
@@ -324,9 +342,21 @@ impl RunningComponent {
         wait: Duration,
     ) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit), InvokeError> {
         let own = self.take_permit(&self.permits, wait).await?;
-        let slot = self
-            .take_permit(self.runtime.instance_slots(), wait)
-            .await?;
+        let slots = self.runtime.instance_slots();
+        if slots.available_permits() == 0 {
+            // Idle reused instances hold slots that calls need more.
+            let evicted = self.runtime.reuse_pools().evict_all();
+            if evicted > 0 {
+                tracing::debug!(component_id = %self.id, evicted, "host instance slots exhausted: idle instances torn down");
+            }
+        }
+        let slot = self.take_permit(slots, wait).await.map_err(|e| match e {
+            InvokeError::Busy(component_id) => InvokeError::HostFull {
+                component_id,
+                slots: self.runtime.pooled_instances(),
+            },
+            other => other,
+        })?;
         Ok((own, slot))
     }
 
@@ -537,7 +567,9 @@ impl RunningComponent {
 pub fn error_status(e: &InvokeError) -> http::StatusCode {
     match e {
         InvokeError::NotExported { .. } => http::StatusCode::NOT_IMPLEMENTED,
-        InvokeError::Stopping(_) | InvokeError::Busy(_) => http::StatusCode::SERVICE_UNAVAILABLE,
+        InvokeError::Stopping(_) | InvokeError::Busy(_) | InvokeError::HostFull { .. } => {
+            http::StatusCode::SERVICE_UNAVAILABLE
+        }
         InvokeError::Trap { .. } | InvokeError::Decode { .. } => {
             http::StatusCode::INTERNAL_SERVER_ERROR
         }

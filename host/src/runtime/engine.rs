@@ -52,6 +52,8 @@ pub struct Runtime {
     max_linear_memory_bytes: usize,
     max_instance_reuse: u32,
     instance_slots: Arc<tokio::sync::Semaphore>,
+    pooled_instances: u32,
+    reuse_pools: super::reuse::ReusePools,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -95,6 +97,8 @@ impl Runtime {
             max_linear_memory_bytes: max_linear,
             max_instance_reuse: config.max_instance_reuse,
             instance_slots: Arc::new(tokio::sync::Semaphore::new(slots as usize)),
+            pooled_instances: slots,
+            reuse_pools: super::reuse::ReusePools::default(),
             ticker_stop,
         })
     }
@@ -134,6 +138,16 @@ impl Runtime {
     /// a slot instead of failing when the pool is full.
     pub fn instance_slots(&self) -> &Arc<tokio::sync::Semaphore> {
         &self.instance_slots
+    }
+
+    /// The host's instance slots in all.
+    pub fn pooled_instances(&self) -> u32 {
+        self.pooled_instances
+    }
+
+    /// The reuse pools of every component generation on this host.
+    pub(crate) fn reuse_pools(&self) -> &super::reuse::ReusePools {
+        &self.reuse_pools
     }
 
     /// Deadline in epoch ticks for a wall-clock limit.

@@ -111,6 +111,15 @@ impl ReusePool {
         self.idle.lock().ok()?.pop()
     }
 
+    /// Takes out every idle instance (to tear them down: a call is waiting
+    /// for a host slot).
+    fn drain(&self) -> Vec<Reusable> {
+        self.idle
+            .lock()
+            .map(|mut idle| idle.entries.drain(..).map(|(item, _)| item).collect())
+            .unwrap_or_default()
+    }
+
     /// Keeps `instance` for a later call; hands it back when it has
     /// answered its last call, the pool is full or host slots are scarce
     /// (the caller then drops it, tearing it down).
@@ -125,12 +134,46 @@ impl ReusePool {
     }
 }
 
+/// Every reuse pool of a host, so that a call waiting for a host instance
+/// slot can have idle instances torn down first: idle instances must never
+/// keep another component's call waiting.
+#[derive(Default)]
+pub(crate) struct ReusePools {
+    pools: Mutex<Vec<std::sync::Weak<ReusePool>>>,
+}
+
+impl ReusePools {
+    /// A pool for a component generation whose instances may answer
+    /// `max_uses` calls, registered here; `None` for one call per instance.
+    pub(crate) fn pool(&self, max_uses: u32) -> Option<std::sync::Arc<ReusePool>> {
+        let pool = std::sync::Arc::new(ReusePool::new(max_uses)?);
+        if let Ok(mut pools) = self.pools.lock() {
+            pools.retain(|p| p.strong_count() > 0);
+            pools.push(std::sync::Arc::downgrade(&pool));
+        }
+        Some(pool)
+    }
+
+    /// Tears down every idle instance of the host; returns how many.
+    pub(crate) fn evict_all(&self) -> usize {
+        let live: Vec<_> = match self.pools.lock() {
+            Ok(mut pools) => {
+                pools.retain(|p| p.strong_count() > 0);
+                pools.iter().filter_map(std::sync::Weak::upgrade).collect()
+            }
+            Err(_) => return 0,
+        };
+        // Dropped outside every lock: each drop resets a pool slot.
+        live.iter().map(|pool| pool.drain().len()).sum()
+    }
+}
+
 impl RunningComponent {
     /// An idle instance for a call made within `scope`, its store prepared
     /// for that call as [`Self::new_store_in`] prepares a fresh one; the
     /// scope back when there is none.
     pub(crate) fn reuse_instance(&self, scope: CallScope) -> Result<Reusable, CallScope> {
-        let Some(mut reusable) = self.reuse.as_ref().and_then(ReusePool::take) else {
+        let Some(mut reusable) = self.reuse.as_deref().and_then(ReusePool::take) else {
             return Err(scope);
         };
         let budget = scope.remaining();
@@ -159,12 +202,12 @@ impl RunningComponent {
 
     /// Calls one instance of this generation may answer (1: no reuse).
     pub fn max_instance_reuse(&self) -> u32 {
-        self.reuse.as_ref().map_or(1, ReusePool::max_uses)
+        self.reuse.as_deref().map_or(1, ReusePool::max_uses)
     }
 
     /// Instances of this generation waiting for a call.
     pub fn idle_instances(&self) -> usize {
-        self.reuse.as_ref().map_or(0, ReusePool::idle)
+        self.reuse.as_deref().map_or(0, ReusePool::idle)
     }
 
     /// Tears down the instances that waited [`IDLE_TIMEOUT`] or longer for
