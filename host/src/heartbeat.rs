@@ -88,6 +88,7 @@ async fn liveness_loop(host: Arc<HostInner>) {
             providers: u32::try_from(providers).unwrap_or(u32::MAX),
             ready: !*host.stop_tx.borrow(),
             calls: Some(host.dataplane.counts()),
+            instances: Some(host.runtime.slot_usage()),
         };
         if let Ok(payload) = serde_json::to_vec(&beat)
             && let Err(e) = host.nats.publish(subject.clone(), payload.into()).await

@@ -26,6 +26,21 @@ pub struct LivenessBeat {
     /// Link calls by path since the host started (absent from older hosts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calls: Option<CallCounts>,
+    /// The host's component instance slots (absent from older hosts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<InstanceSlots>,
+}
+
+/// How a host's component instance slots (its pooled instances) are used.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceSlots {
+    /// Slots in all (`--max-memory-bytes` / `--max-linear-memory-bytes`).
+    pub slots: u32,
+    /// Slots free now; a call that finds none waits for one.
+    pub free: u32,
+    /// Slots held by reused instances waiting for their next call (opt-in
+    /// instance reuse); they are torn down when a call needs their slot.
+    pub idle: u32,
 }
 
 /// Calls through links, by the path they took.
@@ -62,6 +77,7 @@ mod tests {
             providers: 1,
             ready: true,
             calls: None,
+            instances: None,
         };
         let json = serde_json::to_string(&beat).unwrap();
         assert_eq!(
@@ -69,5 +85,22 @@ mod tests {
             r#"{"host_id":"N1","seq":7,"uptime_ms":7000,"components":2,"providers":1,"ready":true}"#
         );
         assert_eq!(serde_json::from_str::<LivenessBeat>(&json).unwrap(), beat);
+        let with_slots = LivenessBeat {
+            instances: Some(InstanceSlots {
+                slots: 16,
+                free: 9,
+                idle: 7,
+            }),
+            ..beat
+        };
+        let json = serde_json::to_value(&with_slots).unwrap();
+        assert_eq!(
+            json["instances"],
+            serde_json::json!({"slots": 16, "free": 9, "idle": 7})
+        );
+        assert_eq!(
+            serde_json::from_value::<LivenessBeat>(json).unwrap(),
+            with_slots
+        );
     }
 }

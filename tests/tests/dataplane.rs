@@ -20,7 +20,7 @@ use common::{TestLattice, WAIT, expose_http, http_get, http_until, scale, scale_
 use futures::StreamExt as _;
 use trellis_interfaces::ctl::ScaleComponentCommand;
 use trellis_interfaces::link::Link;
-use trellis_interfaces::liveness::{CallCounts, LivenessBeat};
+use trellis_interfaces::liveness::{CallCounts, InstanceSlots, LivenessBeat};
 use trellis_interfaces::subject::liveness_subject;
 use trellis_tests::{HostProcess, component_path};
 
@@ -80,6 +80,19 @@ async fn counts_until(
     host: &HostProcess,
     done: impl Fn(&CallCounts) -> bool,
 ) -> CallCounts {
+    let beat = beat_until(l, host, |beat| {
+        done(&beat.calls.expect("Trellis hosts report call counts"))
+    })
+    .await;
+    beat.calls.unwrap_or_default()
+}
+
+/// The next liveness beat of `host` for which `done` holds.
+async fn beat_until(
+    l: &TestLattice,
+    host: &HostProcess,
+    done: impl Fn(&LivenessBeat) -> bool,
+) -> LivenessBeat {
     let mut sub = l
         .client
         .subscribe(liveness_subject(&l.lattice, host.id()))
@@ -92,14 +105,13 @@ async fn counts_until(
             continue;
         };
         let beat: LivenessBeat = serde_json::from_slice(&msg.payload).unwrap();
-        let calls = beat.calls.expect("Trellis hosts report call counts");
-        if done(&calls) {
-            return calls;
+        if done(&beat) {
+            return beat;
         }
-        last = Some(calls);
+        last = Some(beat);
     }
     panic!(
-        "host {} never reached the expected counts; last {last:?}",
+        "host {} never sent the expected beat; last {last:?}",
         host.id()
     );
 }
@@ -689,8 +701,22 @@ async fn idle_reused_instances_give_their_slots_to_waiting_calls() {
         let (status, body) = done.await.unwrap();
         assert_eq!(status, 200, "{body}");
     }
-    // The idle instances are there: the next call reuses one.
+    // The idle instances are there: the next call reuses one, and the
+    // host's beat counts them.
     assert_eq!(answered(ports["reuser"], 1).await[0], 2);
+    let slots = beat_until(&l, &b, |beat| {
+        beat.calls.is_some_and(|c| c.served >= served + 8)
+    })
+    .await
+    .instances;
+    assert_eq!(
+        slots,
+        Some(InstanceSlots {
+            slots: 16,
+            free: 9,
+            idle: 7
+        })
+    );
     let busy = concurrently(ports["busy"], "/work?ms=8000", 9);
     counts_until(&l, &b, |c| c.served >= served + 7 + 1 + 9).await;
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -130,6 +130,7 @@ impl Lattice {
                     providers: 0,
                     ready: true,
                     calls: None,
+                    instances: None,
                 },
                 at_ms: now_ms,
             });

@@ -145,6 +145,16 @@ impl Runtime {
         self.pooled_instances
     }
 
+    /// How the instance slots are used now (for the liveness beat).
+    pub fn slot_usage(&self) -> trellis_interfaces::liveness::InstanceSlots {
+        let free = self.instance_slots.available_permits();
+        trellis_interfaces::liveness::InstanceSlots {
+            slots: self.pooled_instances,
+            free: u32::try_from(free).unwrap_or(u32::MAX),
+            idle: u32::try_from(self.reuse_pools.idle()).unwrap_or(u32::MAX),
+        }
+    }
+
     /// The reuse pools of every component generation on this host.
     pub(crate) fn reuse_pools(&self) -> &super::reuse::ReusePools {
         &self.reuse_pools

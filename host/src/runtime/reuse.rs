@@ -154,6 +154,17 @@ impl ReusePools {
         Some(pool)
     }
 
+    /// Idle instances of the host, in all.
+    pub(crate) fn idle(&self) -> usize {
+        self.pools.lock().map_or(0, |pools| {
+            pools
+                .iter()
+                .filter_map(std::sync::Weak::upgrade)
+                .map(|pool| pool.idle())
+                .sum()
+        })
+    }
+
     /// Tears down every idle instance of the host; returns how many.
     pub(crate) fn evict_all(&self) -> usize {
         let live: Vec<_> = match self.pools.lock() {

@@ -28,6 +28,7 @@ fn beat(state: &mut LatticeState, host: &str, seq: u64, components: u32, at_ms: 
             providers: 0,
             ready: true,
             calls: None,
+            instances: None,
         },
         at_ms,
     });

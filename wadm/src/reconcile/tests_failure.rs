@@ -279,6 +279,7 @@ fn a_draining_host_gets_no_new_work_and_its_work_moves() {
         providers: 0,
         ready: false,
         calls: None,
+        instances: None,
     };
     lab.state.apply(Observation::Liveness {
         beat,

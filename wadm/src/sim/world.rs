@@ -109,6 +109,7 @@ impl SimHost {
             providers: u32::try_from(self.providers.len()).unwrap_or(u32::MAX),
             ready: true,
             calls: None,
+            instances: None,
         };
         self.beat_seq += 1;
         beat
