@@ -16,7 +16,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{TestLattice, WAIT, expose_http, http_get, http_until, scale, scale_with};
+use common::{TestLattice, WAIT, answered, expose_http, http_get, http_until, scale, scale_with};
 use futures::StreamExt as _;
 use trellis_interfaces::ctl::ScaleComponentCommand;
 use trellis_interfaces::link::Link;
@@ -208,18 +208,6 @@ async fn a_target_limited_to_one_instance_answers_every_call_of_a_burst() {
     );
 }
 
-/// `answered()` through `pinger` route `port`, `times` calls in a row.
-async fn answered(port: u16, times: usize) -> Vec<u32> {
-    let mut seen = Vec::new();
-    for _ in 0..times {
-        let (status, body) = http_get(port, "/answered").await.unwrap();
-        assert_eq!(status, 200, "{body}");
-        let n = body.trim().strip_prefix("answered ").expect(&body);
-        seen.push(n.parse().unwrap());
-    }
-    seen
-}
-
 /// `component_limits` with `max_instance_reuse` = `value` and a 500 ms
 /// execution limit.
 fn reuse_limits(value: &str) -> Option<std::collections::BTreeMap<String, String>> {
@@ -270,14 +258,14 @@ async fn instances_are_reused_only_when_the_component_opts_in() {
     }
     let before = counts_until(&l, &b, |c| c.served >= 2).await;
     assert_eq!(
-        answered(ports[0], 5).await,
+        answered(ports[0], 5).await.unwrap(),
         [1, 1, 1, 1, 1],
         "default: fresh instances"
     );
     // The readiness `ping` above was the first instance's first call.
     let reused = [2, 3, 1, 2, 3, 1, 2];
-    assert_eq!(answered(ports[1], 7).await, reused, "across hosts");
-    assert_eq!(answered(ports[2], 7).await, reused, "in-process");
+    assert_eq!(answered(ports[1], 7).await.unwrap(), reused, "across hosts");
+    assert_eq!(answered(ports[2], 7).await.unwrap(), reused, "in-process");
     let far = counts_until(&l, &b, |c| c.served >= before.served + 12).await;
     assert_eq!(far.reused - before.reused, 5, "{before:?} {far:?}");
     let near = counts_until(&l, &a, |c| c.local >= 8).await;
@@ -285,10 +273,14 @@ async fn instances_are_reused_only_when_the_component_opts_in() {
 
     // An instance whose call failed (here: it ran out of time) is never
     // reused: the next call gets a fresh one.
-    assert_eq!(answered(ports[1], 2).await, [3, 1]);
+    assert_eq!(answered(ports[1], 2).await.unwrap(), [3, 1]);
     let (status, body) = http_get(ports[1], "/work?ms=3000").await.unwrap();
     assert_ne!(status, 200, "{body}");
-    assert_eq!(answered(ports[1], 1).await, [1], "the timed-out instance");
+    assert_eq!(
+        answered(ports[1], 1).await.unwrap(),
+        [1],
+        "the timed-out instance"
+    );
 
     let bad = start(b.id(), "ponger-bad", "ponger", reuse_limits("0"));
     let failed = scale_with(&mut l, bad).await.unwrap();
@@ -309,14 +301,18 @@ async fn instances_are_reused_only_when_the_component_opts_in() {
     let rescale = start(b.id(), "ponger", "ponger", reuse_limits("2"));
     let e = scale_with(&mut l, rescale).await.unwrap();
     assert!(e["type"].as_str().unwrap().ends_with("scaled"), "{e}");
-    assert_eq!(answered(ports[0], 3).await, [1, 2, 1]);
+    assert_eq!(answered(ports[0], 3).await.unwrap(), [1, 2, 1]);
     let bad = start(b.id(), "ponger", "ponger", reuse_limits("many"));
     let failed = scale_with(&mut l, bad).await.unwrap();
     assert!(
         failed.to_string().contains("max_instance_reuse"),
         "{failed}"
     );
-    assert_eq!(answered(ports[0], 2).await, [2, 1], "still reusing, by 2");
+    assert_eq!(
+        answered(ports[0], 2).await.unwrap(),
+        [2, 1],
+        "still reusing, by 2"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -703,7 +699,7 @@ async fn idle_reused_instances_give_their_slots_to_waiting_calls() {
     }
     // The idle instances are there: the next call reuses one, and the
     // host's beat counts them.
-    assert_eq!(answered(ports["reuser"], 1).await[0], 2);
+    assert_eq!(answered(ports["reuser"], 1).await.unwrap()[0], 2);
     let slots = beat_until(&l, &b, |beat| {
         beat.calls.is_some_and(|c| c.served >= served + 8)
     })
@@ -727,7 +723,7 @@ async fn idle_reused_instances_give_their_slots_to_waiting_calls() {
         "a call waiting for a slot held by idle instances"
     );
     assert_eq!(
-        answered(ports["reuser"], 1).await,
+        answered(ports["reuser"], 1).await.unwrap(),
         [1],
         "the idle instances were torn down"
     );

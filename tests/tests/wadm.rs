@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use common::{TestLattice, WAIT, http_get};
+use common::{TestLattice, WAIT, answered, http_get};
 use serde_json::{Value, json};
 use trellis_tests::{HostProcess, WadmProcess, component_path, eventually, free_port};
 
@@ -185,40 +185,58 @@ async fn requirements_no_host_meets_fail_naming_the_spread_then_converge_when_on
     assert_eq!(placed.get(west.id()), Some(&1), "{placed:?}");
 }
 
-/// pinger (HTTP front) on a gateway host that stays up; ponger on one of two worker
-/// hosts. Killing ponger's host (SIGKILL, no goodbye) must get ponger placed on the
-/// other worker and the HTTP requests through it answered again.
-fn failover_manifest(port: u16) -> String {
+/// pinger (HTTP front, `pinger_instances`) and the HTTP server on hosts labelled
+/// `role=gateway`, one ponger on a `role=worker` host with `ponger_extra` added to
+/// its properties. Ids: `{prefix}pinger`, `{prefix}ponger`, `{name}-http`.
+fn gateway_worker_manifest(
+    name: &str,
+    version: &str,
+    prefix: &str,
+    pinger_instances: u32,
+    ponger_extra: Value,
+    port: u16,
+) -> String {
+    let mut ponger = json!({"image": image("ponger"), "id": format!("{prefix}ponger")});
+    if let (Some(props), Value::Object(extra)) = (ponger.as_object_mut(), ponger_extra) {
+        props.extend(extra);
+    }
+    let http = format!("{name}-http");
     json!({
         "apiVersion": "core.oam.dev/v1beta1",
         "kind": "Application",
-        "metadata": {"name": "failover", "annotations": {"version": "v1"}},
+        "metadata": {"name": name, "annotations": {"version": version}},
         "spec": {"components": [
             {"name": "pinger", "type": "component",
-             "properties": {"image": image("pinger"), "id": "pinger"},
+             "properties": {"image": image("pinger"), "id": format!("{prefix}pinger")},
              "traits": [
-                {"type": "spreadscaler", "properties": {"instances": 4,
+                {"type": "spreadscaler", "properties": {"instances": pinger_instances,
                     "spread": [{"name": "gw", "requirements": {"role": "gateway"}}]}},
                 {"type": "link", "properties": {"target": {"name": "ponger"},
                     "namespace": "example", "package": "pong", "interfaces": ["pingpong"]}}
              ]},
             {"name": "ponger", "type": "component",
-             "properties": {"image": image("ponger"), "id": "ponger"},
+             "properties": ponger,
              "traits": [{"type": "spreadscaler", "properties": {"instances": 1,
                 "spread": [{"name": "workers", "requirements": {"role": "worker"}}]}}]},
             {"name": "httpserver", "type": "capability",
-             "properties": {"image": "builtin://http-server", "id": "failover-http"},
+             "properties": {"image": "builtin://http-server", "id": http},
              "traits": [
                 {"type": "spreadscaler", "properties": {"instances": 1,
                     "spread": [{"name": "gw", "requirements": {"role": "gateway"}}]}},
                 {"type": "link", "properties": {"target": {"name": "pinger"},
                     "namespace": "wasi", "package": "http", "interfaces": ["incoming-handler"],
-                    "source": {"config": [{"name": "failover-http",
+                    "source": {"config": [{"name": http,
                         "properties": {"address": format!("127.0.0.1:{port}")}}]}}}
              ]}
         ]}
     })
     .to_string()
+}
+
+/// Killing ponger's host (SIGKILL, no goodbye) must get ponger placed on the other
+/// worker and the HTTP requests through it answered again.
+fn failover_manifest(port: u16) -> String {
+    gateway_worker_manifest("failover", "v1", "", 4, json!({}), port)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -554,56 +572,11 @@ async fn a_nats_outage_evicts_nothing() {
     wait_status(&l, "steady", "deployed", WAIT).await.unwrap();
 }
 
-/// pinger (HTTP front) on one host, ponger on another with
-/// `properties.max_instance_reuse` (a Trellis extension) set to `reuse`.
+/// The gateway/worker application with ponger's `max_instance_reuse` (a
+/// Trellis extension) set to `reuse`.
 fn reuse_manifest(version: &str, reuse: u32, port: u16) -> String {
-    json!({
-        "apiVersion": "core.oam.dev/v1beta1",
-        "kind": "Application",
-        "metadata": {"name": "reuse", "annotations": {"version": version}},
-        "spec": {"components": [
-            {"name": "pinger", "type": "component",
-             "properties": {"image": image("pinger"), "id": "reuse-pinger"},
-             "traits": [
-                {"type": "spreadscaler", "properties": {"instances": 1,
-                    "spread": [{"name": "gw", "requirements": {"role": "gateway"}}]}},
-                {"type": "link", "properties": {"target": {"name": "ponger"},
-                    "namespace": "example", "package": "pong", "interfaces": ["pingpong"]}}
-             ]},
-            {"name": "ponger", "type": "component",
-             "properties": {"image": image("ponger"), "id": "reuse-ponger",
-                "max_instance_reuse": reuse},
-             "traits": [{"type": "spreadscaler", "properties": {"instances": 1,
-                "spread": [{"name": "workers", "requirements": {"role": "worker"}}]}}]},
-            {"name": "httpserver", "type": "capability",
-             "properties": {"image": "builtin://http-server", "id": "reuse-http"},
-             "traits": [
-                {"type": "spreadscaler", "properties": {"instances": 1,
-                    "spread": [{"name": "gw", "requirements": {"role": "gateway"}}]}},
-                {"type": "link", "properties": {"target": {"name": "pinger"},
-                    "namespace": "wasi", "package": "http", "interfaces": ["incoming-handler"],
-                    "source": {"config": [{"name": "reuse-http",
-                        "properties": {"address": format!("127.0.0.1:{port}")}}]}}}
-             ]}
-        ]}
-    })
-    .to_string()
-}
-
-/// `answered()` of ponger through pinger, `times` calls in a row (1 on a
-/// fresh instance; N on an instance answering its Nth call).
-async fn answered(port: u16, times: usize) -> Result<Vec<u32>> {
-    let mut seen = Vec::new();
-    for _ in 0..times {
-        let (code, body) = http_get(port, "/answered").await?;
-        anyhow::ensure!(code == 200, "{code} {body}");
-        let n = body
-            .trim()
-            .strip_prefix("answered ")
-            .with_context(|| format!("unexpected body {body:?}"))?;
-        seen.push(n.parse()?);
-    }
-    Ok(seen)
+    let extra = json!({"max_instance_reuse": reuse});
+    gateway_worker_manifest("reuse", version, "reuse-", 1, extra, port)
 }
 
 /// A manifest's `max_instance_reuse` reaches the host that runs the

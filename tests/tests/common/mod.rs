@@ -224,3 +224,20 @@ pub fn system_info_link(source: &str, target: &str, interface: &str) -> Link {
         ..Default::default()
     }
 }
+
+/// `answered()` of a `ponger` through a `pinger` whose HTTP route is on
+/// `port`, `times` calls in a row: 1 on a fresh instance, N on a reused
+/// instance answering its Nth call.
+pub async fn answered(port: u16, times: usize) -> anyhow::Result<Vec<u32>> {
+    let mut seen = Vec::new();
+    for _ in 0..times {
+        let (code, body) = http_get(port, "/answered").await?;
+        anyhow::ensure!(code == 200, "{code} {body}");
+        let n = body
+            .trim()
+            .strip_prefix("answered ")
+            .with_context(|| format!("unexpected body {body:?}"))?;
+        seen.push(n.parse()?);
+    }
+    Ok(seen)
+}
