@@ -13,7 +13,7 @@
 //! An instance whose call trapped, timed out or failed to decode is never
 //! reused.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::OwnedSemaphorePermit;
@@ -139,43 +139,41 @@ impl ReusePool {
 /// keep another component's call waiting.
 #[derive(Default)]
 pub(crate) struct ReusePools {
-    pools: Mutex<Vec<std::sync::Weak<ReusePool>>>,
+    pools: Mutex<Vec<Weak<ReusePool>>>,
 }
 
 impl ReusePools {
     /// A pool for a component generation whose instances may answer
     /// `max_uses` calls, registered here; `None` for one call per instance.
-    pub(crate) fn pool(&self, max_uses: u32) -> Option<std::sync::Arc<ReusePool>> {
-        let pool = std::sync::Arc::new(ReusePool::new(max_uses)?);
+    pub(crate) fn pool(&self, max_uses: u32) -> Option<Arc<ReusePool>> {
+        let pool = Arc::new(ReusePool::new(max_uses)?);
         if let Ok(mut pools) = self.pools.lock() {
             pools.retain(|p| p.strong_count() > 0);
-            pools.push(std::sync::Arc::downgrade(&pool));
+            pools.push(Arc::downgrade(&pool));
         }
         Some(pool)
     }
 
     /// Idle instances of the host, in all.
     pub(crate) fn idle(&self) -> usize {
-        self.pools.lock().map_or(0, |pools| {
-            pools
-                .iter()
-                .filter_map(std::sync::Weak::upgrade)
-                .map(|pool| pool.idle())
-                .sum()
-        })
+        self.live().iter().map(|pool| pool.idle()).sum()
     }
 
     /// Tears down every idle instance of the host; returns how many.
     pub(crate) fn evict_all(&self) -> usize {
-        let live: Vec<_> = match self.pools.lock() {
-            Ok(mut pools) => {
+        // Torn down outside the registry's lock: each drop resets a pool slot.
+        self.live().iter().map(|pool| pool.drain().len()).sum()
+    }
+
+    /// The pools whose component generation still runs (forgetting the rest).
+    fn live(&self) -> Vec<Arc<ReusePool>> {
+        self.pools.lock().map_or_else(
+            |_| Vec::new(),
+            |mut pools| {
                 pools.retain(|p| p.strong_count() > 0);
-                pools.iter().filter_map(std::sync::Weak::upgrade).collect()
-            }
-            Err(_) => return 0,
-        };
-        // Dropped outside every lock: each drop resets a pool slot.
-        live.iter().map(|pool| pool.drain().len()).sum()
+                pools.iter().filter_map(Weak::upgrade).collect()
+            },
+        )
     }
 }
 
