@@ -20,6 +20,8 @@
 //! Sequential: p50/p99 over `BENCH_CALLS` (10 000) calls. Concurrent:
 //! `BENCH_CALLERS` (32) callers for `BENCH_SECONDS`; for the components each
 //! caller is one HTTP request running `BENCH_BATCH` calls in a loop.
+//! `BENCH_HOST_WORKERS` (or `BENCH_HOST_WORKERS_A` / `_B` for the caller's
+//! and the callee's host) sets the hosts' tokio worker threads.
 //!
 //! Usage: `cargo run --release -p trellis-bench --bin link-calls`
 //! (needs `target/release/trellis` and the guest components: `bash scripts/test.sh`
@@ -78,13 +80,20 @@ async fn main() -> anyhow::Result<()> {
     let url = start_nats(&mut procs, &work)?;
     let nats = connect(&url).await?;
     let ctl = CtlClient::new(nats.clone(), LATTICE.to_string());
-    for name in ["a", "b"] {
-        procs
-            .0
-            .push(spawn_host(&trellis, &url, LATTICE, &work, name, &[])?);
-    }
-    let host_ids = wait_hosts(&ctl, 2).await?;
-    let [a, b] = [0, 1].map(|i| host_ids.get(i).cloned().unwrap_or_default());
+    // Host a (the caller's) starts first, so the CPU figures below can name
+    // each process by its role.
+    procs
+        .0
+        .push(spawn_host(&trellis, &url, LATTICE, &work, "a", &[])?);
+    let a = wait_hosts(&ctl, 1).await?.remove(0);
+    procs
+        .0
+        .push(spawn_host(&trellis, &url, LATTICE, &work, "b", &[])?);
+    let b = wait_hosts(&ctl, 2)
+        .await?
+        .into_iter()
+        .find(|id| *id != a)
+        .unwrap_or_default();
     let pinger = format!("file://{}", guests.join("pinger.wasm").display());
     let ponger = format!("file://{}", guests.join("ponger.wasm").display());
     let max = u32::try_from(callers * 2).unwrap_or(64);
@@ -195,7 +204,7 @@ async fn main() -> anyhow::Result<()> {
     raw_sequential(&nats, xproc_subject, 1000).await?;
     // CPU time of every process per call: unlike calls/s, it hardly moves
     // when other work shares the machine.
-    let pids: Vec<(&str, Option<u32>)> = ["nats-server", "host a", "host b"]
+    let pids: Vec<(&str, Option<u32>)> = ["nats-server", "caller host", "callee host"]
         .into_iter()
         .zip(procs.0.iter().map(|c| c.id()))
         .chain([("bench", Some(std::process::id()))])

@@ -111,6 +111,10 @@ pub fn spawn_host(
     for (k, v) in labels {
         cmd.arg("-l").arg(format!("{k}={v}"));
     }
+    let per_host = format!("BENCH_HOST_WORKERS_{}", name.to_uppercase());
+    if let Some(n) = std::env::var_os(per_host).or_else(|| std::env::var_os("BENCH_HOST_WORKERS")) {
+        cmd.env("TOKIO_WORKER_THREADS", n);
+    }
     Ok(cmd
         .env("RUST_LOG", "warn")
         .stdout(log.try_clone()?)
