@@ -95,6 +95,7 @@ pub fn start_nats(procs: &mut Procs, work: &Path) -> anyhow::Result<String> {
 }
 
 /// Spawns a `trellis` host named `name` (log and cache under `work`) with labels.
+/// `BENCH_HOST_WORKERS_{NAME}` (else `BENCH_HOST_WORKERS`) sets its tokio worker threads.
 pub fn spawn_host(
     trellis: &Path,
     url: &str,
