@@ -225,7 +225,8 @@ fn reuse_limits(value: &str) -> Option<std::collections::BTreeMap<String, String
 /// with `component_limits.max_instance_reuse = 3` keeps an answered
 /// instance for its next calls, three calls per instance, across hosts and
 /// in-process alike. A value that is not a positive integer is refused
-/// with an error naming the key.
+/// with an error naming the key. A rescale without limits keeps the value;
+/// one with limits that do not name it restores the host's default.
 #[tokio::test(flavor = "multi_thread")]
 async fn instances_are_reused_only_when_the_component_opts_in() {
     let mut l = TestLattice::start().await.unwrap();
@@ -312,6 +313,25 @@ async fn instances_are_reused_only_when_the_component_opts_in() {
         answered(ports[0], 2).await.unwrap(),
         [2, 1],
         "still reusing, by 2"
+    );
+
+    // A rescale without `component_limits` keeps the value (`wash scale`
+    // without `--max-instance-reuse`); one whose limits do not name it
+    // returns the component to the host's default (how wadm applies a
+    // manifest version that dropped the field).
+    let keep = start(b.id(), "ponger", "ponger", None);
+    let e = scale_with(&mut l, keep).await.unwrap();
+    assert!(e["type"].as_str().unwrap().ends_with("scaled"), "{e}");
+    let seen = answered(ports[0], 4).await.unwrap();
+    assert!(seen.contains(&2), "still reusing: {seen:?}");
+    let limits = Some([("max_execution_time".to_string(), "500".to_string())].into());
+    let reset = start(b.id(), "ponger", "ponger", limits);
+    let e = scale_with(&mut l, reset).await.unwrap();
+    assert!(e["type"].as_str().unwrap().ends_with("scaled"), "{e}");
+    assert_eq!(
+        answered(ports[0], 3).await.unwrap(),
+        [1, 1, 1],
+        "the host's default: a fresh instance per call"
     );
 }
 

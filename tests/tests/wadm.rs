@@ -574,15 +574,16 @@ async fn a_nats_outage_evicts_nothing() {
 
 /// The gateway/worker application with ponger's `max_instance_reuse` (a
 /// Trellis extension) set to `reuse`.
-fn reuse_manifest(version: &str, reuse: u32, port: u16) -> String {
-    let extra = json!({"max_instance_reuse": reuse});
+fn reuse_manifest(version: &str, reuse: Option<u32>, port: u16) -> String {
+    let extra = reuse.map_or_else(|| json!({}), |n| json!({"max_instance_reuse": n}));
     gateway_worker_manifest("reuse", version, "reuse-", 1, extra, port)
 }
 
 /// A manifest's `max_instance_reuse` reaches the host that runs the
-/// component (instances answer up to that many calls), a new version with
-/// another value changes it in place, and a manifest with 0 is refused
-/// naming the field, leaving the deployed version running.
+/// component (instances answer up to that many calls), a new version
+/// without the field returns it to the host's default in place (a fresh
+/// instance per call), and a manifest with 0 is refused naming the field,
+/// leaving the deployed version running.
 #[tokio::test(flavor = "multi_thread")]
 async fn manifest_max_instance_reuse_reaches_the_host_and_changes_in_place() {
     let l = TestLattice::start().await.unwrap();
@@ -596,7 +597,7 @@ async fn manifest_max_instance_reuse_reaches_the_host_and_changes_in_place() {
         .await
         .unwrap();
     let port = free_port().unwrap();
-    deploy(&l, &reuse_manifest("v1", 3, port), "reuse")
+    deploy(&l, &reuse_manifest("v1", Some(3), port), "reuse")
         .await
         .unwrap();
     wait_status(&l, "reuse", "deployed", WAIT).await.unwrap();
@@ -611,9 +612,9 @@ async fn manifest_max_instance_reuse_reaches_the_host_and_changes_in_place() {
     // call above was its first).
     assert_eq!(answered(port, 5).await.unwrap(), [2, 3, 1, 2, 3]);
 
-    // v2: reuse 1 (a fresh instance per call), applied in place: ponger
-    // keeps running on its worker.
-    deploy(&l, &reuse_manifest("v2", 1, port), "reuse")
+    // v2 drops the field: the host's default (a fresh instance per call)
+    // is back, applied in place: ponger keeps running on its worker.
+    deploy(&l, &reuse_manifest("v2", None, port), "reuse")
         .await
         .unwrap();
     eventually(WAIT, || async {
@@ -628,7 +629,7 @@ async fn manifest_max_instance_reuse_reaches_the_host_and_changes_in_place() {
     assert_eq!(placed.get(worker.id()), Some(&1), "{placed:?}");
 
     // 0 is refused at put, naming the field; v2 keeps running.
-    let put = api(&l, "put", None, &reuse_manifest("v3", 0, port))
+    let put = api(&l, "put", None, &reuse_manifest("v3", Some(0), port))
         .await
         .unwrap();
     assert_eq!(put["result"], "error", "{put}");

@@ -55,7 +55,10 @@ pub struct ScaleComponent {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_update: bool,
     /// Calls one instance may answer (`properties.max_instance_reuse`, a Trellis
-    /// extension); `None` leaves it to the host's default.
+    /// extension); `None` leaves it to the host's default. An in-place
+    /// replacement (`allow_update`) sends its limits whole, so a version that
+    /// drops the field returns the running instances to the host's default
+    /// ([`ScaleComponent::to_ctl`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_instance_reuse: Option<u32>,
 }
@@ -168,16 +171,30 @@ pub const MAX_INSTANCE_REUSE: &str = "max_instance_reuse";
 
 impl ScaleComponent {
     /// The `component.scale` request.
+    ///
+    /// `component_limits` carries the Trellis limits the manifest sets. A
+    /// start or a resize without any sends none, exactly as wadm 0.21. An
+    /// in-place replacement of an older version (`allow_update`) always
+    /// sends them, empty if need be: the host then resets every limit the
+    /// request does not name to its default, so removing
+    /// `max_instance_reuse` from a manifest takes effect like changing it.
+    /// (A request without `component_limits` keeps the running values, as
+    /// `wash scale` relies on.)
     #[must_use]
     pub fn to_ctl(&self) -> ScaleComponentCommand {
+        let limits = self
+            .max_instance_reuse
+            .map(|reuse| BTreeMap::from([(MAX_INSTANCE_REUSE.to_string(), reuse.to_string())]));
         ScaleComponentCommand {
             component_ref: self.image_ref.clone(),
             component_id: self.component_id.clone(),
             annotations: Some(self.annotations.clone()),
             max_instances: self.count,
-            component_limits: self
-                .max_instance_reuse
-                .map(|reuse| BTreeMap::from([(MAX_INSTANCE_REUSE.to_string(), reuse.to_string())])),
+            component_limits: if self.allow_update {
+                Some(limits.unwrap_or_default())
+            } else {
+                limits
+            },
             host_id: self.host_id.clone(),
             config: self.config.clone(),
             allow_update: self.allow_update,
@@ -321,7 +338,18 @@ mod tests {
             max_instance_reuse: None,
         };
         let ctl = scale.to_ctl();
-        assert_eq!(ctl.component_limits, None, "the host default applies");
+        // A replacement sends its limits whole: none set, so the host resets
+        // them to its defaults; a start or resize sends none, as wadm 0.21.
+        assert_eq!(ctl.component_limits, Some(BTreeMap::new()));
+        let start = ScaleComponent {
+            allow_update: false,
+            ..scale.clone()
+        };
+        assert_eq!(
+            start.to_ctl().component_limits,
+            None,
+            "the host default applies"
+        );
         let reusing = ScaleComponent {
             max_instance_reuse: Some(64),
             ..scale.clone()

@@ -22,16 +22,17 @@ pub fn into_map(pairs: Vec<(String, String)>) -> BTreeMap<String, String> {
     pairs.into_iter().collect()
 }
 
-/// Checks a component or provider id the way wash 1.x does: `[A-Za-z0-9_-]+`.
-/// Such ids are always valid NATS subject tokens and KV keys.
-///
-/// Used as a clap `value_parser`.
 /// The scale request's `component_limits` for `--max-instance-reuse N`:
-/// calls one instance may answer (the host refuses 0).
+/// calls one instance may answer (the host refuses 0). Without the flag the
+/// request carries no limits, so a running component keeps its value.
 pub fn instance_reuse_limits(reuse: Option<u32>) -> Option<BTreeMap<String, String>> {
     reuse.map(|n| BTreeMap::from([("max_instance_reuse".to_string(), n.to_string())]))
 }
 
+/// Checks a component or provider id the way wash 1.x does: `[A-Za-z0-9_-]+`.
+/// Such ids are always valid NATS subject tokens and KV keys.
+///
+/// Used as a clap `value_parser`.
 pub fn component_id(input: &str) -> Result<String, String> {
     if input.is_empty() {
         return Err("the id must not be empty".to_string());

@@ -158,7 +158,7 @@ async fn scale_task(host: Arc<HostInner>, cmd: ScaleComponentCommand) {
     let existing = host.component(&id);
     let result = match existing {
         Some(current) => 'rescale: {
-            let reuse = match instance_reuse(&cmd) {
+            let reuse = match instance_reuse(&cmd, host.runtime.max_instance_reuse()) {
                 Ok(reuse) => reuse,
                 Err(error) => break 'rescale Err(error),
             };
@@ -257,7 +257,7 @@ async fn start_new(
             max_execution_time: execution_limit(cmd),
             claims: claims.clone(),
             dataplane: host.dataplane.clone(),
-            max_instance_reuse: instance_reuse(cmd)?,
+            max_instance_reuse: instance_reuse(cmd, host.runtime.max_instance_reuse())?,
         },
     )
     .map_err(|e| e.to_string())?;
@@ -333,13 +333,18 @@ fn execution_limit(cmd: &ScaleComponentCommand) -> Option<Duration> {
 
 /// `component_limits.max_instance_reuse`: calls one instance may answer
 /// (`runtime::reuse`). A value that is not a positive integer is refused.
-fn instance_reuse(cmd: &ScaleComponentCommand) -> Result<Option<u32>, String> {
-    let Some(value) = cmd
-        .component_limits
-        .as_ref()
-        .and_then(|l| l.get("max_instance_reuse"))
-    else {
+///
+/// `None` (keep the running component's value) when the request carries no
+/// `component_limits` at all, as `wash scale` without `--max-instance-reuse`;
+/// `host_default` when it carries limits without this key: the limits of a
+/// request are complete, so a manifest version that drops the field brings
+/// the host's default back (wadm sends its replacements' limits whole).
+fn instance_reuse(cmd: &ScaleComponentCommand, host_default: u32) -> Result<Option<u32>, String> {
+    let Some(limits) = cmd.component_limits.as_ref() else {
         return Ok(None);
+    };
+    let Some(value) = limits.get("max_instance_reuse") else {
+        return Ok(Some(host_default));
     };
     match value.trim().parse::<u32>() {
         Ok(n) if n > 0 => Ok(Some(n)),

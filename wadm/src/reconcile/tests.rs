@@ -577,4 +577,16 @@ fn max_instance_reuse_reaches_the_hosts_and_a_change_replaces_in_place() {
             .any(|s| s.max_instance_reuse == Some(8) && s.allow_update),
         "{rec:?}"
     );
+    // Dropping the field is one too: the replacements carry empty limits,
+    // which return the hosts to their default, and then nothing is left to do.
+    let rec = lab.reconcile(&plain);
+    let s = scales(&rec);
+    assert!(!s.is_empty(), "{rec:?}");
+    for scale in &s {
+        assert!(scale.allow_update, "{scale:?}");
+        assert_eq!(scale.to_ctl().component_limits, Some(BTreeMap::new()));
+    }
+    lab.converge(&plain);
+    let rec = lab.reconcile(&plain);
+    assert!(rec.commands.is_empty(), "a fixed point: {:?}", rec.commands);
 }
