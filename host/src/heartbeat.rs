@@ -48,9 +48,13 @@ async fn heartbeat_loop(host: Arc<HostInner>) {
     }
 }
 
-/// Tears down reused instances that waited too long for a call
-/// (`runtime::reuse`), outside the components lock.
+/// Tears down reused instances and spares that waited too long for a call
+/// (`runtime::reuse`, `runtime::spares`), outside the components lock.
 fn reap_idle_instances(host: &HostInner) {
+    let spares = host.runtime.spares().reap();
+    if spares > 0 {
+        tracing::debug!(spares, "idle spares torn down");
+    }
     let current: Vec<_> = match host.components.read() {
         Ok(components) => components.values().map(|s| s.current.clone()).collect(),
         Err(_) => return,

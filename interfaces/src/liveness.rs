@@ -38,8 +38,9 @@ pub struct InstanceSlots {
     pub slots: u32,
     /// Slots free now; a call that finds none waits for one.
     pub free: u32,
-    /// Slots held by reused instances waiting for their next call (opt-in
-    /// instance reuse); they are torn down when a call needs their slot.
+    /// Slots held by instances waiting for a call: reused instances (opt-in
+    /// instance reuse) and spares made ahead of an export's next call; they
+    /// are torn down when a call needs their slot.
     pub idle: u32,
 }
 

@@ -16,34 +16,13 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{TestLattice, WAIT, answered, expose_http, http_get, http_until, scale, scale_with};
+use common::{
+    TestLattice, WAIT, answered, counts_until, expose_http, http_get, http_until, image, pong_link,
+    put_link, scale, scale_with,
+};
 use futures::StreamExt as _;
 use trellis_interfaces::ctl::ScaleComponentCommand;
-use trellis_interfaces::link::Link;
-use trellis_interfaces::liveness::{CallCounts, InstanceSlots, LivenessBeat};
-use trellis_interfaces::subject::liveness_subject;
-use trellis_tests::{HostProcess, component_path};
-
-fn image(name: &str) -> String {
-    format!("file://{}", component_path(name).unwrap().display())
-}
-
-fn pong_link(source: &str, target: &str, name: &str) -> Link {
-    Link {
-        source_id: source.into(),
-        target: target.into(),
-        name: name.into(),
-        wit_namespace: "example".into(),
-        wit_package: "pong".into(),
-        interfaces: vec!["pingpong".into()],
-        ..Default::default()
-    }
-}
-
-async fn put_link(l: &TestLattice, link: Link) {
-    let resp = l.ctl.put_link(&link).await.unwrap();
-    assert!(resp.success, "link put rejected: {}", resp.message);
-}
+use trellis_tests::HostProcess;
 
 /// Deploys `pinger` on `caller` (with `instances`), each `(host, ponger id,
 /// link name)` target, the links, and an HTTP route to `pinger`; returns the
@@ -72,48 +51,6 @@ async fn deploy_pingpong(
     let port = expose_http(l, caller, "pinger").await.unwrap();
     assert_eq!(http_until(port, "/", 200).await.unwrap(), "ping -> pong\n");
     port
-}
-
-/// The call counters of `host` from its next liveness beats, once `done` holds.
-async fn counts_until(
-    l: &TestLattice,
-    host: &HostProcess,
-    done: impl Fn(&CallCounts) -> bool,
-) -> CallCounts {
-    let beat = beat_until(l, host, |beat| {
-        done(&beat.calls.expect("Trellis hosts report call counts"))
-    })
-    .await;
-    beat.calls.unwrap_or_default()
-}
-
-/// The next liveness beat of `host` for which `done` holds.
-async fn beat_until(
-    l: &TestLattice,
-    host: &HostProcess,
-    done: impl Fn(&LivenessBeat) -> bool,
-) -> LivenessBeat {
-    let mut sub = l
-        .client
-        .subscribe(liveness_subject(&l.lattice, host.id()))
-        .await
-        .unwrap();
-    let deadline = Instant::now() + WAIT;
-    let mut last = None;
-    while Instant::now() < deadline {
-        let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(5), sub.next()).await else {
-            continue;
-        };
-        let beat: LivenessBeat = serde_json::from_slice(&msg.payload).unwrap();
-        if done(&beat) {
-            return beat;
-        }
-        last = Some(beat);
-    }
-    panic!(
-        "host {} never sent the expected beat; last {last:?}",
-        host.id()
-    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -646,124 +583,4 @@ async fn a_malformed_lattice_call_gets_an_error_reply_and_the_host_carries_on() 
     let port = expose_http(&mut l, host.id(), "pinger").await.unwrap();
     let body = http_until(port, "/echo?msg=ok&times=1", 200).await.unwrap();
     assert_eq!(body, "0:ok[]\n");
-}
-
-/// Idle reused instances hold host instance slots, but never keep another
-/// call waiting: a call that finds no slot free has them torn down first.
-/// Host `b` has 16 slots. 7 concurrent calls leave 7 idle `reuser`
-/// instances (each was kept because more than 8 slots were free); 9 long
-/// calls of `busy` take the other 9 slots; then a call of `short` (1 s
-/// budget) must still run (without eviction it would wait for a slot until
-/// its budget ran out), and `reuser`'s next call gets a fresh instance.
-/// Once all 16 slots run calls, a call that cannot get one fails naming
-/// the host's pool, not the component's limit.
-#[tokio::test(flavor = "multi_thread")]
-async fn idle_reused_instances_give_their_slots_to_waiting_calls() {
-    let mut l = TestLattice::start().await.unwrap();
-    let a = l.host().await.unwrap();
-    // 16 instance slots: 16 × 64 MiB of instance memory.
-    let b = HostProcess::start(
-        l.host_options()
-            .arg("--max-linear-memory-bytes=67108864")
-            .arg("--max-memory-bytes=1073741824"),
-    )
-    .await
-    .unwrap();
-    let limits = |pairs: &[(&str, &str)]| {
-        Some(
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-                .collect(),
-        )
-    };
-    let targets = [
-        ("reuser", limits(&[("max_instance_reuse", "100")])),
-        ("busy", limits(&[("max_execution_time", "20000")])),
-        ("short", limits(&[("max_execution_time", "1000")])),
-    ];
-    let mut ports = HashMap::new();
-    for (target, limits) in targets {
-        let caller = format!("pinger-{target}");
-        let on = |host: &str, id: &str, name: &str, limits| ScaleComponentCommand {
-            component_ref: image(name),
-            component_id: id.into(),
-            max_instances: 16,
-            host_id: host.into(),
-            component_limits: limits,
-            ..Default::default()
-        };
-        let e = scale_with(&mut l, on(a.id(), &caller, "pinger", None)).await;
-        assert!(e.unwrap()["type"].as_str().unwrap().ends_with("scaled"));
-        let e = scale_with(&mut l, on(b.id(), target, "ponger", limits)).await;
-        assert!(e.unwrap()["type"].as_str().unwrap().ends_with("scaled"));
-        put_link(&l, pong_link(&caller, target, "default")).await;
-        let port = expose_http(&mut l, a.id(), &caller).await.unwrap();
-        ports.insert(target, port);
-    }
-    // Only `reuser` is called before the test proper: an export that was
-    // called makes its next instance ahead (a spare, holding a slot), which
-    // would blur the count of free slots. The others are ready once their
-    // scale and link events are in (their subscriptions come first).
-    let ready = http_until(ports["reuser"], "/", 200).await.unwrap();
-    assert_eq!(ready, "ping -> pong\n");
-    let concurrently = |port: u16, path: &'static str, n: usize| {
-        (0..n)
-            .map(|_| tokio::spawn(async move { http_get(port, path).await.unwrap() }))
-            .collect::<Vec<_>>()
-    };
-    let served = counts_until(&l, &b, |c| c.served >= 1).await.served;
-    // Long enough that the 7 calls overlap even on a loaded machine: 7
-    // instances at once, each kept when it ends (9 slots stay free).
-    for done in concurrently(ports["reuser"], "/work?ms=1500", 7) {
-        let (status, body) = done.await.unwrap();
-        assert_eq!(status, 200, "{body}");
-    }
-    // The idle instances are there: the next call reuses one, and the
-    // host's beat counts them.
-    let again = answered(ports["reuser"], 1).await.unwrap();
-    assert!(again[0] >= 2, "a reused instance: {again:?}");
-    let slots = beat_until(&l, &b, |beat| {
-        beat.calls.is_some_and(|c| c.served >= served + 8)
-    })
-    .await
-    .instances;
-    assert_eq!(
-        slots,
-        Some(InstanceSlots {
-            slots: 16,
-            free: 9,
-            idle: 7
-        })
-    );
-    let busy = concurrently(ports["busy"], "/work?ms=8000", 9);
-    counts_until(&l, &b, |c| c.served >= served + 7 + 1 + 9).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (status, body) = http_get(ports["short"], "/").await.unwrap();
-    assert_eq!(
-        (status, body.as_str()),
-        (200, "ping -> pong\n"),
-        "a call waiting for a slot held by idle instances"
-    );
-    assert_eq!(
-        answered(ports["reuser"], 1).await.unwrap(),
-        [1],
-        "the idle instances were torn down"
-    );
-    // With every slot running a call and none idle, a call that cannot get
-    // one in time fails saying the host is full, not the component.
-    let more = concurrently(ports["busy"], "/work?ms=8000", 7);
-    counts_until(&l, &b, |c| c.served >= served + 7 + 1 + 9 + 2 + 7).await;
-    let (status, body) = http_get(ports["short"], "/").await.unwrap();
-    assert_ne!(status, 200, "{body}");
-    assert!(
-        body.contains("instance pool is full (16 instances running)")
-            && body.contains("component `short`")
-            && body.contains("--max-memory-bytes"),
-        "{body}"
-    );
-    for done in busy.into_iter().chain(more) {
-        let (status, body) = done.await.unwrap();
-        assert_eq!(status, 200, "{body}");
-    }
 }

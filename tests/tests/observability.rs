@@ -29,35 +29,18 @@ mod common;
 mod otlp;
 
 use common::{
-    TestLattice, WAIT, expose_http, http_until, scale, start_provider, system_info_link,
-    system_info_provider_ref,
+    TestLattice, WAIT, expose_http, http_until, image, pong_link, scale, start_provider,
+    system_info_link, system_info_provider_ref,
 };
 use http_body_util::{BodyExt as _, Empty};
 use hyper_util::rt::TokioIo;
 use otlp::{OtlpReceiver, SpanRecord, Transport};
-use trellis_interfaces::link::Link;
-use trellis_tests::{HostProcess, component_path, eventually};
+use trellis_tests::{HostProcess, eventually};
 
 /// Span-processor delay and metric interval of the hosts under test, in ms:
 /// short, so the test waits on exports for well under a second.
 const EXPORT_DELAY_MS: &str = "100";
 const METRIC_INTERVAL_MS: &str = "300";
-
-fn image(name: &str) -> String {
-    format!("file://{}", component_path(name).unwrap().display())
-}
-
-fn pong_link(target: &str, name: &str) -> Link {
-    Link {
-        source_id: "pinger".into(),
-        target: target.into(),
-        name: name.into(),
-        wit_namespace: "example".into(),
-        wit_package: "pong".into(),
-        interfaces: vec!["pingpong".into()],
-        ..Default::default()
-    }
-}
 
 /// Options of a host exporting everything to `receiver` over OTLP/HTTP (by
 /// flags), with a short span-export delay.
@@ -102,8 +85,8 @@ async fn deploy(l: &mut TestLattice, a: &HostProcess, b: &HostProcess) -> u16 {
         .await
         .unwrap();
     for link in [
-        pong_link("ponger", "default"),
-        pong_link("ponger-local", "local"),
+        pong_link("pinger", "ponger", "default"),
+        pong_link("pinger", "ponger-local", "local"),
     ] {
         let resp = l.ctl.put_link(&link).await.unwrap();
         assert!(resp.success, "link put rejected: {}", resp.message);

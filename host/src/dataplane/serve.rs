@@ -17,7 +17,7 @@ use super::DataPlane;
 use crate::observability::spans;
 use crate::runtime::component::InvokeError;
 use crate::runtime::state::TraceContext;
-use crate::runtime::{Finished, RunningComponent, Spare};
+use crate::runtime::{Finished, RunningComponent, Spare, SpareHolder};
 
 /// The `lattice.serve` span of one incoming call, a child of the caller's
 /// span named by the message's `traceparent`.
@@ -182,7 +182,9 @@ const MAX_FINISHED: usize = 16;
 #[derive(Default)]
 struct IdleWork {
     finished: Vec<Finished>,
-    spare: Option<Spare>,
+    /// Where this export's spare waits (made with the first one): the host
+    /// can tear it down when a call needs its slot (`runtime::spares`).
+    spare: Option<Arc<SpareHolder>>,
     /// A call took the spare (or found none) since the last idle round.
     want_spare: bool,
     /// Whether this export makes spares at all.
@@ -221,10 +223,15 @@ impl IdleWork {
                     tokio::task::yield_now().await;
                     self.finished.clear();
                     if std::mem::take(&mut self.want_spare)
-                        && self.spare.is_none()
+                        && self.spare.as_ref().is_none_or(|held| held.is_empty())
                         && let Some(current) = dp.current(id)
+                        && let Some(spare) = current.prepare_spare().await
                     {
-                        self.spare = current.prepare_spare().await;
+                        let held = self
+                            .spare
+                            .get_or_insert_with(|| current.runtime().spares().holder());
+                        // Handed back only if one appeared meanwhile: dropped.
+                        drop(held.put(spare));
                     }
                 }
             }
@@ -234,7 +241,7 @@ impl IdleWork {
     /// The spare for the call about to start.
     fn take_spare(&mut self) -> Option<Spare> {
         self.want_spare = self.spares;
-        self.spare.take()
+        self.spare.as_ref()?.take()
     }
 
     fn started(&mut self, started: Started) {

@@ -268,6 +268,11 @@ impl RunningComponent {
         }
     }
 
+    /// The host's runtime this component runs in.
+    pub(crate) fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
     /// Component id.
     pub fn id(&self) -> &str {
         &self.id
@@ -344,10 +349,10 @@ impl RunningComponent {
         let own = self.take_permit(&self.permits, wait).await?;
         let slots = self.runtime.instance_slots();
         if slots.available_permits() == 0 {
-            // Idle reused instances hold slots that calls need more.
-            let evicted = self.runtime.reuse_pools().evict_all();
+            // Idle reused instances and spares hold slots that calls need more.
+            let evicted = self.runtime.evict_waiting_instances();
             if evicted > 0 {
-                tracing::debug!(component_id = %self.id, evicted, "host instance slots exhausted: idle instances torn down");
+                tracing::debug!(component_id = %self.id, evicted, "host instance slots exhausted: waiting instances torn down");
             }
         }
         let slot = self.take_permit(slots, wait).await.map_err(|e| match e {

@@ -54,6 +54,7 @@ pub struct Runtime {
     instance_slots: Arc<tokio::sync::Semaphore>,
     pooled_instances: u32,
     reuse_pools: super::reuse::ReusePools,
+    spares: super::spares::Spares,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -99,6 +100,7 @@ impl Runtime {
             instance_slots: Arc::new(tokio::sync::Semaphore::new(slots as usize)),
             pooled_instances: slots,
             reuse_pools: super::reuse::ReusePools::default(),
+            spares: super::spares::Spares::default(),
             ticker_stop,
         })
     }
@@ -151,13 +153,24 @@ impl Runtime {
         trellis_interfaces::liveness::InstanceSlots {
             slots: self.pooled_instances,
             free: u32::try_from(free).unwrap_or(u32::MAX),
-            idle: u32::try_from(self.reuse_pools.idle()).unwrap_or(u32::MAX),
+            idle: u32::try_from(self.reuse_pools.idle() + self.spares.count()).unwrap_or(u32::MAX),
         }
     }
 
     /// The reuse pools of every component generation on this host.
     pub(crate) fn reuse_pools(&self) -> &super::reuse::ReusePools {
         &self.reuse_pools
+    }
+
+    /// The spares of every export this host serves.
+    pub(crate) fn spares(&self) -> &super::spares::Spares {
+        &self.spares
+    }
+
+    /// Tears down every instance that waits for a call (idle reused
+    /// instances and spares), so their slots go to calls; returns how many.
+    pub(crate) fn evict_waiting_instances(&self) -> usize {
+        self.reuse_pools.evict_all() + self.spares.evict_all()
     }
 
     /// Deadline in epoch ticks for a wall-clock limit.

@@ -8,6 +8,7 @@ mod calls;
 pub(crate) mod component;
 mod engine;
 mod reuse;
+mod spares;
 pub(crate) mod state;
 
 pub use cache::PrecompiledCache;
@@ -17,4 +18,5 @@ pub use component::{
     VerifiedClaims, check_header, compile, error_status,
 };
 pub use engine::{Runtime, RuntimeError};
+pub(crate) use spares::SpareHolder;
 pub use state::{CallScope, InvocationState};

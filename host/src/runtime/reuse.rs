@@ -134,12 +134,48 @@ impl ReusePool {
     }
 }
 
+/// Things the host must be able to reach while someone else owns them (a
+/// component generation's reuse pool, an export's spare): held weakly, so
+/// they go when their owner does.
+pub(crate) struct Registry<T> {
+    items: Mutex<Vec<Weak<T>>>,
+}
+
+impl<T> Default for Registry<T> {
+    fn default() -> Self {
+        Self {
+            items: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl<T> Registry<T> {
+    /// Registers `item` (forgetting the items whose owner is gone).
+    pub(crate) fn register(&self, item: &Arc<T>) {
+        if let Ok(mut items) = self.items.lock() {
+            items.retain(|i| i.strong_count() > 0);
+            items.push(Arc::downgrade(item));
+        }
+    }
+
+    /// The items whose owner still holds them.
+    pub(crate) fn live(&self) -> Vec<Arc<T>> {
+        self.items.lock().map_or_else(
+            |_| Vec::new(),
+            |mut items| {
+                items.retain(|i| i.strong_count() > 0);
+                items.iter().filter_map(Weak::upgrade).collect()
+            },
+        )
+    }
+}
+
 /// Every reuse pool of a host, so that a call waiting for a host instance
 /// slot can have idle instances torn down first: idle instances must never
 /// keep another component's call waiting.
 #[derive(Default)]
 pub(crate) struct ReusePools {
-    pools: Mutex<Vec<Weak<ReusePool>>>,
+    pools: Registry<ReusePool>,
 }
 
 impl ReusePools {
@@ -147,33 +183,23 @@ impl ReusePools {
     /// `max_uses` calls, registered here; `None` for one call per instance.
     pub(crate) fn pool(&self, max_uses: u32) -> Option<Arc<ReusePool>> {
         let pool = Arc::new(ReusePool::new(max_uses)?);
-        if let Ok(mut pools) = self.pools.lock() {
-            pools.retain(|p| p.strong_count() > 0);
-            pools.push(Arc::downgrade(&pool));
-        }
+        self.pools.register(&pool);
         Some(pool)
     }
 
     /// Idle instances of the host, in all.
     pub(crate) fn idle(&self) -> usize {
-        self.live().iter().map(|pool| pool.idle()).sum()
+        self.pools.live().iter().map(|pool| pool.idle()).sum()
     }
 
     /// Tears down every idle instance of the host; returns how many.
     pub(crate) fn evict_all(&self) -> usize {
         // Torn down outside the registry's lock: each drop resets a pool slot.
-        self.live().iter().map(|pool| pool.drain().len()).sum()
-    }
-
-    /// The pools whose component generation still runs (forgetting the rest).
-    fn live(&self) -> Vec<Arc<ReusePool>> {
-        self.pools.lock().map_or_else(
-            |_| Vec::new(),
-            |mut pools| {
-                pools.retain(|p| p.strong_count() > 0);
-                pools.iter().filter_map(Weak::upgrade).collect()
-            },
-        )
+        self.pools
+            .live()
+            .iter()
+            .map(|pool| pool.drain().len())
+            .sum()
     }
 }
 

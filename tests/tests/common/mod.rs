@@ -8,14 +8,17 @@
 )]
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use futures::StreamExt as _;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use trellis_interfaces::client::CtlClient;
 use trellis_interfaces::ctl::{ScaleComponentCommand, StartProviderCommand};
 use trellis_interfaces::link::Link;
+use trellis_interfaces::liveness::{CallCounts, LivenessBeat};
+use trellis_interfaces::subject::liveness_subject;
 use trellis_tests::{
     EventWatcher, HostOptions, HostProcess, NatsServer, component_path, free_port,
 };
@@ -240,4 +243,100 @@ pub async fn answered(port: u16, times: usize) -> anyhow::Result<Vec<u32>> {
         seen.push(n.parse()?);
     }
     Ok(seen)
+}
+
+/// `file://` reference of a guest component built from this repository.
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail the test loudly on purpose"
+)]
+pub fn image(name: &str) -> String {
+    format!("file://{}", component_path(name).unwrap().display())
+}
+
+/// A link from `source`'s `example:pong/pingpong` import to `target`, named `name`.
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail the test loudly on purpose"
+)]
+pub fn pong_link(source: &str, target: &str, name: &str) -> Link {
+    Link {
+        source_id: source.into(),
+        target: target.into(),
+        name: name.into(),
+        wit_namespace: "example".into(),
+        wit_package: "pong".into(),
+        interfaces: vec!["pingpong".into()],
+        ..Default::default()
+    }
+}
+
+/// Puts `link`; the test fails if the host refuses it.
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail the test loudly on purpose"
+)]
+pub async fn put_link(l: &TestLattice, link: Link) {
+    let resp = l.ctl.put_link(&link).await.unwrap();
+    assert!(resp.success, "link put rejected: {}", resp.message);
+}
+
+/// The call counters of `host` from its next liveness beats, once `done` holds.
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail the test loudly on purpose"
+)]
+pub async fn counts_until(
+    l: &TestLattice,
+    host: &HostProcess,
+    done: impl Fn(&CallCounts) -> bool,
+) -> CallCounts {
+    let beat = beat_until(l, host, |beat| {
+        done(&beat.calls.expect("Trellis hosts report call counts"))
+    })
+    .await;
+    beat.calls.unwrap_or_default()
+}
+
+/// The next liveness beat of `host` for which `done` holds.
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail the test loudly on purpose"
+)]
+pub async fn beat_until(
+    l: &TestLattice,
+    host: &HostProcess,
+    done: impl Fn(&LivenessBeat) -> bool,
+) -> LivenessBeat {
+    let mut sub = l
+        .client
+        .subscribe(liveness_subject(&l.lattice, host.id()))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    let mut last = None;
+    while Instant::now() < deadline {
+        let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(5), sub.next()).await else {
+            continue;
+        };
+        let beat: LivenessBeat = serde_json::from_slice(&msg.payload).unwrap();
+        if done(&beat) {
+            return beat;
+        }
+        last = Some(beat);
+    }
+    panic!(
+        "host {} never sent the expected beat; last {last:?}",
+        host.id()
+    );
 }
