@@ -20,18 +20,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{
-    TestLattice, WAIT, expose_http, http_get, scale, start_provider, start_provider_with_config,
+    TestLattice, WAIT, expose_http, http_get, image, put_link, scale, start_provider,
+    start_provider_with_config,
 };
 use futures::StreamExt as _;
 use http_body_util::{BodyExt as _, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use trellis_interfaces::link::{DeleteInterfaceLinkDefinitionRequest, Link};
-use trellis_tests::component_path;
-
-fn image(component: &str) -> String {
-    format!("file://{}", component_path(component).unwrap().display())
-}
 
 fn provider_ref(name: &str, env_var: &str) -> String {
     let path = trellis_tests::host::workspace_binary(name, env_var, name).unwrap();
@@ -50,11 +46,6 @@ async fn put_config(l: &TestLattice, name: &str, values: &[(&str, &str)]) {
         .collect();
     let resp = l.ctl.put_config(name, &values).await.unwrap();
     assert!(resp.success, "config put rejected: {}", resp.message);
-}
-
-async fn put_link(l: &TestLattice, link: Link) {
-    let resp = l.ctl.put_link(&link).await.unwrap();
-    assert!(resp.success, "link put rejected: {}", resp.message);
 }
 
 /// Link from the http-server provider `server` to `component` (link name:

@@ -14,7 +14,9 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{TestLattice, WAIT, expose_http, http_get, http_until, scale, start_provider};
+use common::{
+    TestLattice, WAIT, expose_http, http_get, http_until, put_link, scale, start_provider,
+};
 use trellis_interfaces::link::Link;
 use trellis_tests::component_path;
 
@@ -33,11 +35,6 @@ fn kv_link(source: &str, target: &str, target_config: &[&str]) -> Link {
         target_config: target_config.iter().map(|s| s.to_string()).collect(),
         ..Default::default()
     }
-}
-
-async fn put_link(l: &TestLattice, link: Link) {
-    let resp = l.ctl.put_link(&link).await.unwrap();
-    assert!(resp.success, "link put rejected: {}", resp.message);
 }
 
 async fn put_config(l: &TestLattice, name: &str, values: &[(&str, &str)]) {

@@ -18,13 +18,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestLattice, WAIT, expose_http, http_get, http_until, scale, start_provider};
+use common::{TestLattice, WAIT, expose_http, http_get, http_until, image, scale, start_provider};
 use trellis_interfaces::link::Link;
-use trellis_tests::component_path;
-
-fn image(name: &str) -> String {
-    format!("file://{}", component_path(name).unwrap().display())
-}
 
 fn store_link(source: &str, interfaces: &[&str]) -> Link {
     Link {

@@ -16,13 +16,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use common::{TestLattice, WAIT, answered, http_get};
+use common::{TestLattice, WAIT, answered, http_get, image};
 use serde_json::{Value, json};
-use trellis_tests::{HostProcess, WadmProcess, component_path, eventually, free_port};
-
-fn image(name: &str) -> String {
-    format!("file://{}", component_path(name).unwrap().display())
-}
+use trellis_tests::{HostProcess, WadmProcess, eventually, free_port};
 
 /// `wadm.api.{lattice}.model.{op}[.{name}]` with a JSON or YAML body.
 async fn api(l: &TestLattice, op: &str, name: Option<&str>, body: &str) -> Result<Value> {
