@@ -163,7 +163,8 @@ fn reuse_limits(value: &str) -> Option<std::collections::BTreeMap<String, String
 /// instance for its next calls, three calls per instance, across hosts and
 /// in-process alike. A value that is not a positive integer is refused
 /// with an error naming the key. A rescale without limits keeps the value;
-/// one with limits that do not name it restores the host's default.
+/// one with limits that do not name it restores the host's default (and
+/// sets the execution limit they name).
 #[tokio::test(flavor = "multi_thread")]
 async fn instances_are_reused_only_when_the_component_opts_in() {
     let mut l = TestLattice::start().await.unwrap();
@@ -261,7 +262,10 @@ async fn instances_are_reused_only_when_the_component_opts_in() {
     assert!(e["type"].as_str().unwrap().ends_with("scaled"), "{e}");
     let seen = answered(ports[0], 4).await.unwrap();
     assert!(seen.contains(&2), "still reusing: {seen:?}");
-    let limits = Some([("max_execution_time".to_string(), "500".to_string())].into());
+    // So is the execution limit set with reuse 2 above (500 ms).
+    let (status, body) = http_get(ports[0], "/work?ms=1000").await.unwrap();
+    assert_ne!(status, 200, "{body}");
+    let limits = Some([("max_execution_time".to_string(), "3000".to_string())].into());
     let reset = start(b.id(), "ponger", "ponger", limits);
     let e = scale_with(&mut l, reset).await.unwrap();
     assert!(e["type"].as_str().unwrap().ends_with("scaled"), "{e}");
@@ -270,6 +274,9 @@ async fn instances_are_reused_only_when_the_component_opts_in() {
         [1, 1, 1],
         "the host's default: a fresh instance per call"
     );
+    // The limit the request names (3 s) applies to the calls that follow.
+    let (status, body) = http_get(ports[0], "/work?ms=1000").await.unwrap();
+    assert_eq!(status, 200, "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

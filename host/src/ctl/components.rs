@@ -20,7 +20,8 @@ use crate::admission::{AdmissionPolicy, record_claims};
 use crate::artifact::ArtifactRef;
 use crate::host::{ComponentSlot, HostInner};
 use crate::runtime::{
-    CompiledArtifact, ComponentParams, RunningComponent, VerifiedClaims, check_header, compile,
+    CompiledArtifact, ComponentParams, RescaleLimits, RunningComponent, VerifiedClaims,
+    check_header, compile,
 };
 
 pub(super) fn auction(host: &HostInner, payload: &[u8]) -> Result<Reply, CtlError> {
@@ -162,6 +163,12 @@ async fn scale_task(host: Arc<HostInner>, cmd: ScaleComponentCommand) {
                 Ok(reuse) => reuse,
                 Err(error) => break 'rescale Err(error),
             };
+            // Like reuse: kept without `component_limits`, the host's
+            // default when they do not name it.
+            let execution = cmd
+                .component_limits
+                .as_ref()
+                .map(|_| execution_limit(&cmd).unwrap_or(host.runtime.max_execution_time()));
             if let Err(denial) = crate::policy::check_component_start(
                 &host,
                 &id,
@@ -184,7 +191,14 @@ async fn scale_task(host: Arc<HostInner>, cmd: ScaleComponentCommand) {
                 .await;
                 return;
             }
-            let next = Arc::new(current.rescaled(cmd.max_instances, annotations.clone(), reuse));
+            let next = Arc::new(current.rescaled(
+                cmd.max_instances,
+                annotations.clone(),
+                RescaleLimits {
+                    max_instance_reuse: reuse,
+                    max_execution_time: execution,
+                },
+            ));
             swap(&host, &id, next.clone(), Some(&cmd.config));
             let image_ref = next.image_ref().to_string();
             publish_scaled(
@@ -323,6 +337,8 @@ async fn admit_and_compile(
     .map_err(|e| format!("compilation task failed: {e}"))?
 }
 
+/// `component_limits.max_execution_time` in milliseconds, when it is a
+/// number (anything else is ignored, as wasmCloud 1.x hosts do).
 fn execution_limit(cmd: &ScaleComponentCommand) -> Option<Duration> {
     cmd.component_limits
         .as_ref()
@@ -337,8 +353,9 @@ fn execution_limit(cmd: &ScaleComponentCommand) -> Option<Duration> {
 /// `None` (keep the running component's value) when the request carries no
 /// `component_limits` at all, as `wash scale` without `--max-instance-reuse`;
 /// `host_default` when it carries limits without this key: the limits of a
-/// request are complete, so a manifest version that drops the field brings
-/// the host's default back (wadm sends its replacements' limits whole).
+/// request are complete (so are `max_execution_time`'s on a rescale), so a
+/// manifest version that drops the field brings the host's default back
+/// (wadm sends its replacements' limits whole).
 fn instance_reuse(cmd: &ScaleComponentCommand, host_default: u32) -> Result<Option<u32>, String> {
     let Some(limits) = cmd.component_limits.as_ref() else {
         return Ok(None);

@@ -165,6 +165,16 @@ pub struct RunningComponent {
     pub(super) reuse: Option<Arc<super::reuse::ReusePool>>,
 }
 
+/// The limits a rescale sets ([`RunningComponent::rescaled`]); `None`
+/// keeps the running generation's value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RescaleLimits {
+    /// Calls one instance may answer.
+    pub max_instance_reuse: Option<u32>,
+    /// Wall-clock limit of one invocation.
+    pub max_execution_time: Option<Duration>,
+}
+
 /// What is needed to build a [`RunningComponent`].
 pub struct ComponentParams {
     /// Component id.
@@ -238,12 +248,12 @@ impl RunningComponent {
     }
 
     /// A new generation with another concurrency bound and annotations (and
-    /// instance reuse, if `reuse` is set), sharing the compiled code.
+    /// the `limits` that are set), sharing the compiled code.
     pub fn rescaled(
         &self,
         max_instances: u32,
         annotations: BTreeMap<String, String>,
-        reuse: Option<u32>,
+        limits: RescaleLimits,
     ) -> Self {
         Self {
             id: self.id.clone(),
@@ -256,15 +266,16 @@ impl RunningComponent {
             permits: Arc::new(Semaphore::new(max_instances.max(1) as usize)),
             config: self.config.clone(),
             runtime: self.runtime.clone(),
-            max_execution_time: self.max_execution_time,
+            max_execution_time: limits.max_execution_time.unwrap_or(self.max_execution_time),
             claims: self.claims.clone(),
             exports: self.exports.clone(),
             dataplane: self.dataplane.clone(),
             outgoing_http: self.outgoing_http,
-            reuse: self
-                .runtime
-                .reuse_pools()
-                .pool(reuse.unwrap_or_else(|| self.max_instance_reuse())),
+            reuse: self.runtime.reuse_pools().pool(
+                limits
+                    .max_instance_reuse
+                    .unwrap_or_else(|| self.max_instance_reuse()),
+            ),
         }
     }
 

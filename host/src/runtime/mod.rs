@@ -14,8 +14,8 @@ pub(crate) mod state;
 pub use cache::PrecompiledCache;
 pub(crate) use calls::{Finished, Spare};
 pub use component::{
-    CompiledArtifact, ComponentError, ComponentParams, InvokeError, RunningComponent, SharedConfig,
-    VerifiedClaims, check_header, compile, error_status,
+    CompiledArtifact, ComponentError, ComponentParams, InvokeError, RescaleLimits,
+    RunningComponent, SharedConfig, VerifiedClaims, check_header, compile, error_status,
 };
 pub use engine::{Runtime, RuntimeError};
 pub(crate) use spares::SpareHolder;
