@@ -68,6 +68,25 @@ struct Call {
     error: Option<String>,
 }
 
+/// Resolves on the next Ctrl-C; the handler is in place when this returns.
+fn interrupted() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupts = signal(SignalKind::interrupt())
+            .map_err(|e| anyhow::anyhow!("cannot listen for Ctrl-C: {e}"))?;
+        Ok(async move {
+            interrupts.recv().await;
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
+}
+
 /// Runs until Ctrl-C (or `--count` calls).
 pub async fn run(lattice: &Lattice, args: SpyArgs, output: OutputKind) -> anyhow::Result<()> {
     let nats = &lattice.nats;
@@ -83,6 +102,11 @@ pub async fn run(lattice: &Lattice, args: SpyArgs, output: OutputKind) -> anyhow
     nats.flush()
         .await
         .map_err(|e| anyhow::anyhow!("cannot reach NATS at {}: {e}", lattice.url))?;
+    // Listened for before the line below says Ctrl-C stops the spy: a
+    // `ctrl_c()` future only installs its handler when first polled, and an
+    // interrupt before that would kill the process instead.
+    let ctrl_c = interrupted()?;
+    tokio::pin!(ctrl_c);
     eprintln!(
         "Spying on component `{}` in lattice `{}` (Ctrl-C to stop)",
         args.component_id,
@@ -98,8 +122,6 @@ pub async fn run(lattice: &Lattice, args: SpyArgs, output: OutputKind) -> anyhow
     let mut pending: HashMap<String, Call> = HashMap::new();
     let mut shown: u64 = 0;
     let mut sweep = tokio::time::interval(Duration::from_millis(500));
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
     let prefix = format!("{}.", lattice.name());
     while args.count.is_none_or(|n| shown < n) {
         tokio::select! {
