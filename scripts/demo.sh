@@ -49,6 +49,11 @@ echo
 echo "Trellis is up. Try:"
 echo "  curl http://127.0.0.1:8000/"
 SHOWN_WASH=${WASH#"$ROOT"/}
+# wash reads the control port from WASMCLOUD_CTL_PORT; say so when it is not
+# the default, or the commands below would look on 4222.
+if [ "$NATS_PORT" != 4222 ]; then
+  SHOWN_WASH="WASMCLOUD_CTL_PORT=$NATS_PORT $SHOWN_WASH"
+fi
 echo "  $SHOWN_WASH app status http-hello"
 echo "  $SHOWN_WASH get hosts"
 echo "Stop it with: bash scripts/demo.sh stop"
