@@ -44,6 +44,21 @@ async fn deploy(l: &TestLattice, manifest: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Puts and deploys `manifest` as `name`, waits until its status is
+/// `deployed` and `GET /` on `port` answers 200 with a body containing
+/// `want`.
+async fn deploy_and_serve(l: &TestLattice, manifest: &str, name: &str, port: u16, want: &str) {
+    deploy(l, manifest, name).await.unwrap();
+    wait_status(l, name, "deployed", WAIT).await.unwrap();
+    eventually(WAIT, || async {
+        let (code, body) = http_get(port, "/").await?;
+        anyhow::ensure!(code == 200 && body.contains(want), "{code} {body}");
+        Ok(())
+    })
+    .await
+    .unwrap();
+}
+
 async fn status(l: &TestLattice, name: &str) -> Result<Value> {
     let reply = api(l, "status", Some(name), "").await?;
     Ok(reply["status"].clone())
@@ -251,17 +266,7 @@ async fn killed_host_work_is_placed_elsewhere_and_traffic_served_again() {
         .await
         .unwrap();
     let port = free_port().unwrap();
-    deploy(&l, &failover_manifest(port), "failover")
-        .await
-        .unwrap();
-    wait_status(&l, "failover", "deployed", WAIT).await.unwrap();
-    eventually(WAIT, || async {
-        let (code, body) = http_get(port, "/").await?;
-        anyhow::ensure!(code == 200, "{code} {body}");
-        Ok(())
-    })
-    .await
-    .unwrap();
+    deploy_and_serve(&l, &failover_manifest(port), "failover", port, "").await;
 
     // One ponger instance, on one worker: kill that worker, and pinger's calls have
     // nowhere to go until wadm places ponger on the other.
@@ -399,17 +404,8 @@ async fn rolling_upgrade_under_load_fails_no_request() {
         .await
         .unwrap();
     let port = free_port().unwrap();
-    deploy(&l, &web_manifest("v1", "http-hello", port), "web")
-        .await
-        .unwrap();
-    wait_status(&l, "web", "deployed", WAIT).await.unwrap();
-    eventually(WAIT, || async {
-        let (code, body) = http_get(port, "/").await?;
-        anyhow::ensure!(code == 200 && body.contains("Hello"), "{code} {body}");
-        Ok(())
-    })
-    .await
-    .unwrap();
+    let v1 = web_manifest("v1", "http-hello", port);
+    deploy_and_serve(&l, &v1, "web", port, "Hello").await;
 
     // Load: sequential requests until the new version answers, counting failures.
     let load = tokio::spawn(async move {
@@ -593,17 +589,8 @@ async fn manifest_max_instance_reuse_reaches_the_host_and_changes_in_place() {
         .await
         .unwrap();
     let port = free_port().unwrap();
-    deploy(&l, &reuse_manifest("v1", Some(3), port), "reuse")
-        .await
-        .unwrap();
-    wait_status(&l, "reuse", "deployed", WAIT).await.unwrap();
-    eventually(WAIT, || async {
-        let (code, body) = http_get(port, "/").await?;
-        anyhow::ensure!(code == 200 && body.contains("pong"), "{code} {body}");
-        Ok(())
-    })
-    .await
-    .unwrap();
+    let v1 = reuse_manifest("v1", Some(3), port);
+    deploy_and_serve(&l, &v1, "reuse", port, "pong").await;
     // Calls in a row land on one instance until it answered 3 (the first
     // call above was its first).
     assert_eq!(answered(port, 5).await.unwrap(), [2, 3, 1, 2, 3]);
