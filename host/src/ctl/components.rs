@@ -20,7 +20,7 @@ use crate::admission::{AdmissionPolicy, record_claims};
 use crate::artifact::ArtifactRef;
 use crate::host::{ComponentSlot, HostInner};
 use crate::runtime::{
-    CompiledArtifact, ComponentParams, RescaleLimits, RunningComponent, VerifiedClaims,
+    CompiledArtifact, ComponentParams, RescaleLimits, RunningComponent, Runtime, VerifiedClaims,
     check_header, compile,
 };
 
@@ -159,16 +159,10 @@ async fn scale_task(host: Arc<HostInner>, cmd: ScaleComponentCommand) {
     let existing = host.component(&id);
     let result = match existing {
         Some(current) => 'rescale: {
-            let reuse = match instance_reuse(&cmd, host.runtime.max_instance_reuse()) {
-                Ok(reuse) => reuse,
+            let limits = match rescale_limits(&cmd, &host.runtime) {
+                Ok(limits) => limits,
                 Err(error) => break 'rescale Err(error),
             };
-            // Like reuse: kept without `component_limits`, the host's
-            // default when they do not name it.
-            let execution = cmd
-                .component_limits
-                .as_ref()
-                .map(|_| execution_limit(&cmd).unwrap_or(host.runtime.max_execution_time()));
             if let Err(denial) = crate::policy::check_component_start(
                 &host,
                 &id,
@@ -191,14 +185,7 @@ async fn scale_task(host: Arc<HostInner>, cmd: ScaleComponentCommand) {
                 .await;
                 return;
             }
-            let next = Arc::new(current.rescaled(
-                cmd.max_instances,
-                annotations.clone(),
-                RescaleLimits {
-                    max_instance_reuse: reuse,
-                    max_execution_time: execution,
-                },
-            ));
+            let next = Arc::new(current.rescaled(cmd.max_instances, annotations.clone(), limits));
             swap(&host, &id, next.clone(), Some(&cmd.config));
             let image_ref = next.image_ref().to_string();
             publish_scaled(
@@ -271,7 +258,7 @@ async fn start_new(
             max_execution_time: execution_limit(cmd),
             claims: claims.clone(),
             dataplane: host.dataplane.clone(),
-            max_instance_reuse: instance_reuse(cmd, host.runtime.max_instance_reuse())?,
+            max_instance_reuse: instance_reuse(cmd)?,
         },
     )
     .map_err(|e| e.to_string())?;
@@ -347,21 +334,32 @@ fn execution_limit(cmd: &ScaleComponentCommand) -> Option<Duration> {
         .map(Duration::from_millis)
 }
 
+/// The limits a rescale applies. A request without `component_limits`
+/// keeps the running values (`wash scale` without `--max-instance-reuse`).
+/// A request with them sets them whole: a limit it does not name goes back
+/// to the host's default, so a manifest version that drops
+/// `max_instance_reuse` brings the default back (wadm sends its in-place
+/// replacements' limits whole, empty when the manifest sets none).
+fn rescale_limits(cmd: &ScaleComponentCommand, runtime: &Runtime) -> Result<RescaleLimits, String> {
+    if cmd.component_limits.is_none() {
+        return Ok(RescaleLimits::default());
+    }
+    Ok(RescaleLimits {
+        max_instance_reuse: Some(instance_reuse(cmd)?.unwrap_or(runtime.max_instance_reuse())),
+        max_execution_time: Some(execution_limit(cmd).unwrap_or(runtime.max_execution_time())),
+    })
+}
+
 /// `component_limits.max_instance_reuse`: calls one instance may answer
-/// (`runtime::reuse`). A value that is not a positive integer is refused.
-///
-/// `None` (keep the running component's value) when the request carries no
-/// `component_limits` at all, as `wash scale` without `--max-instance-reuse`;
-/// `host_default` when it carries limits without this key: the limits of a
-/// request are complete (so are `max_execution_time`'s on a rescale), so a
-/// manifest version that drops the field brings the host's default back
-/// (wadm sends its replacements' limits whole).
-fn instance_reuse(cmd: &ScaleComponentCommand, host_default: u32) -> Result<Option<u32>, String> {
-    let Some(limits) = cmd.component_limits.as_ref() else {
+/// (`runtime::reuse`), if the request names it. A value that is not a
+/// positive integer is refused.
+fn instance_reuse(cmd: &ScaleComponentCommand) -> Result<Option<u32>, String> {
+    let Some(value) = cmd
+        .component_limits
+        .as_ref()
+        .and_then(|l| l.get("max_instance_reuse"))
+    else {
         return Ok(None);
-    };
-    let Some(value) = limits.get("max_instance_reuse") else {
-        return Ok(Some(host_default));
     };
     match value.trim().parse::<u32>() {
         Ok(n) if n > 0 => Ok(Some(n)),
