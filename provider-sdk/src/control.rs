@@ -119,8 +119,11 @@ impl<P: Provider> ControlPlane<P> {
         format!("wasmbus.rpc.{}.{}.", self.lattice, self.provider_id)
     }
 
-    /// Subscribes to the control subjects and waits until the server has
-    /// registered them.
+    /// Subscribes to the control subjects and writes the subscriptions out.
+    ///
+    /// `flush` does not wait for the server to register them; it does not
+    /// need to: the host delivers links and config only after a health
+    /// request on these subjects was answered, and by then they are in place.
     pub async fn subscribe(&self) -> Result<ControlSubscriptions, RunError> {
         let by_id_subject = format!("{}>", self.id_prefix());
         let by_id = self.subscribe_one(by_id_subject).await?;

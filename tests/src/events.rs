@@ -48,12 +48,8 @@ impl EventWatcher {
             .subscribe(subject.clone())
             .await
             .with_context(|| format!("failed to subscribe to {subject}"))?;
-        // A flush round-trips to the server, which has then processed the
-        // SUB: events published from now on reach this watcher.
-        client
-            .flush()
-            .await
-            .context("failed to flush the event subscription")?;
+        // Events any host publishes from now on reach this watcher.
+        crate::nats::synced(client).await?;
         Ok(EventWatcher {
             lattice: lattice.to_string(),
             subscriber,

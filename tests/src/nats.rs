@@ -474,6 +474,28 @@ pub(crate) fn open_log(path: &Path) -> anyhow::Result<(File, File)> {
     Ok((file, clone))
 }
 
+/// Waits until the server has handled every subscription `client` made, so
+/// that what another connection (a host, wadm) publishes from now on reaches
+/// them. Use it instead of `flush()`, which only writes to the socket
+/// ([`trellis_interfaces::client::server_caught_up`]).
+pub async fn synced(client: &async_nats::Client) -> anyhow::Result<()> {
+    trellis_interfaces::client::server_caught_up(client, SYNC_WAIT)
+        .await
+        .context("nats-server did not confirm the client's subscriptions")
+}
+
+/// Whether `message` is one of [`synced`]'s probes (a subscriber on `>`
+/// sees them).
+pub fn is_sync_probe(message: &async_nats::Message) -> bool {
+    message
+        .subject
+        .starts_with(trellis_interfaces::client::SYNC_PROBE_PREFIX)
+}
+
+/// How long [`synced`] waits for its probe: far beyond a loaded machine's
+/// scheduling delays.
+const SYNC_WAIT: Duration = Duration::from_secs(30);
+
 #[cfg(test)]
 mod tests {
     use std::time::Instant;
@@ -518,6 +540,36 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(kv.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+    }
+
+    #[tokio::test]
+    async fn synced_waits_for_the_probe_to_come_back() {
+        let server = NatsServer::start().await.unwrap();
+        let client = server.connect().await.unwrap();
+        let mut sub = client.subscribe("harness.synced").await.unwrap();
+        synced(&client).await.unwrap();
+        let other = server.connect().await.unwrap();
+        other.publish("harness.synced", "hi".into()).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&got.payload[..], b"hi");
+        // A client that never gets its own messages back cannot confirm:
+        // a timeout naming the probe, not a silent success.
+        let deaf = async_nats::ConnectOptions::new()
+            .no_echo()
+            .connect(server.url())
+            .await
+            .unwrap();
+        let err = trellis_interfaces::client::server_caught_up(&deaf, Duration::from_millis(300))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(trellis_interfaces::client::SYNC_PROBE_PREFIX),
+            "{err}"
+        );
     }
 
     #[tokio::test]

@@ -290,7 +290,7 @@ async fn co_located_target_is_called_in_process_without_nats() {
         .subscribe(format!("{}.ponger.wrpc.>", l.lattice))
         .await
         .unwrap();
-    l.client.flush().await.unwrap();
+    trellis_tests::nats::synced(&l.client).await.unwrap();
 
     for _ in 0..20 {
         let (status, body) = http_get(port, "/echo?msg=x&times=2").await.unwrap();
@@ -502,7 +502,7 @@ async fn lattice_calls_carry_caller_link_deadline_and_trace_headers() {
         .subscribe(format!("{}.ponger.wrpc.>", l.lattice))
         .await
         .unwrap();
-    l.client.flush().await.unwrap();
+    trellis_tests::nats::synced(&l.client).await.unwrap();
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await

@@ -259,12 +259,14 @@ struct Observed<T> {
 async fn observe_wrpc_http<T>(l: &TestLattice, exchange: impl Future<Output = T>) -> Observed<T> {
     let observer = l.nats.connect().await.unwrap();
     let mut all = observer.subscribe(">").await.unwrap();
-    observer.flush().await.unwrap();
+    trellis_tests::nats::synced(&observer).await.unwrap();
     let result = exchange.await;
     let mut seen = Vec::new();
     while let Ok(Some(message)) = tokio::time::timeout(Duration::from_millis(300), all.next()).await
     {
-        seen.push(message);
+        if !trellis_tests::nats::is_sync_probe(&message) {
+            seen.push(message);
+        }
     }
     let requests: Vec<_> = seen
         .iter()

@@ -133,7 +133,7 @@ async fn echo_round_trip(l: &TestLattice) {
     // The component publishes through consumer.publish: to a concrete
     // subject it arrives, to a wildcard subject it is refused, clearly.
     let mut forwarded = client.subscribe("fwd.target").await.unwrap();
-    client.flush().await.unwrap();
+    trellis_tests::nats::synced(&client).await.unwrap();
     assert_eq!(
         ask(&client, "echo.fwd", "forward:fwd.target")
             .await

@@ -28,7 +28,7 @@ const DENIAL: &str = "not on my lattice";
 /// calls to `ponger`; permits the rest. Every request it sees is forwarded.
 async fn responder(l: &TestLattice, topic: &str) -> mpsc::UnboundedReceiver<Value> {
     let mut sub = l.client.subscribe(topic.to_string()).await.unwrap();
-    l.client.flush().await.unwrap();
+    trellis_tests::nats::synced(&l.client).await.unwrap();
     let client = l.client.clone();
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
@@ -246,7 +246,7 @@ async fn a_policy_topic_nobody_answers_denies_starts() {
     let mut l = TestLattice::start().await.unwrap();
     // Subscribed but silent: the request times out.
     let _silent = l.client.subscribe("test.policy.silent").await.unwrap();
-    l.client.flush().await.unwrap();
+    trellis_tests::nats::synced(&l.client).await.unwrap();
     let silent = HostProcess::start(
         l.host_options()
             .arg("--policy-topic")

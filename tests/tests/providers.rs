@@ -543,7 +543,7 @@ async fn system_info_starts_is_healthy_gets_links_and_config_restarts_and_stops(
         .subscribe(format!("wasmbus.rpc.{}.{id}.linkdefs.del", l.lattice))
         .await
         .unwrap();
-    l.client.flush().await.unwrap();
+    trellis_tests::nats::synced(&l.client).await.unwrap();
 
     start(&l, &host, id, &image_ref, &["si-own"]).await;
     wait_event(&mut l, "provider_started", id).await;

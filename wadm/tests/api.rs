@@ -195,7 +195,7 @@ async fn put_get_list_deploy_status_undeploy_delete() -> Result<()> {
     let mut statuses = client
         .subscribe(format!("wadm.status.{LATTICE}.{APP}"))
         .await?;
-    client.flush().await?;
+    trellis_tests::nats::synced(&client).await?;
     let reply = call(&client, &format!("deploy.{APP}"), r#"{"version":"v0.0.1"}"#).await;
     assert_eq!(
         reply,

@@ -31,6 +31,9 @@ use trellis_wrpc::headers;
 
 use crate::ctl::Lattice;
 use crate::output::OutputKind;
+
+/// How long the spy waits for NATS to confirm its subscriptions.
+const SUBSCRIBE_WAIT: Duration = Duration::from_secs(10);
 use crate::parse;
 
 /// How long a call may go without its last reply before it is shown as
@@ -99,9 +102,12 @@ pub async fn run(lattice: &Lattice, args: SpyArgs, output: OutputKind) -> anyhow
         .subscribe("_INBOX.>")
         .await
         .map_err(|e| anyhow::anyhow!("cannot subscribe to _INBOX.>: {e}"))?;
-    nats.flush()
+    // Not just `flush()`: the calls the spy is about to announce it sees
+    // come from other connections, so the server must have registered both
+    // subscriptions before the line below is printed.
+    trellis_interfaces::client::server_caught_up(nats, SUBSCRIBE_WAIT)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot reach NATS at {}: {e}", lattice.url))?;
+        .map_err(|e| anyhow::anyhow!("cannot subscribe on NATS at {}: {e}", lattice.url))?;
     // Listened for before the line below says Ctrl-C stops the spy: a
     // `ctrl_c()` future only installs its handler when first polled, and an
     // interrupt before that would kill the process instead.

@@ -135,7 +135,7 @@ async fn garbage_answers_body() {
     let nats = NatsServer::start().await.unwrap();
     let responder = nats.connect().await.unwrap();
     let mut requests = responder.subscribe(subject("echo-u32")).await.unwrap();
-    responder.flush().await.unwrap();
+    trellis_tests::nats::synced(&responder).await.unwrap();
     let transport = trellis(&nats).await;
     let client = transport.client().target(common::LATTICE_PREFIX);
 

@@ -175,8 +175,9 @@ pub(crate) async fn serve(host: Arc<HostInner>) -> Result<(), HostError> {
     if let Ok(mut tasks) = host.ctl_tasks.lock() {
         tasks.extend(loops);
     }
-    // Make sure the server has registered every subscription before the host
-    // announces itself.
+    // Written out before the host announces itself. The server handles one
+    // connection's operations in order, so whoever hears the announcement
+    // (published on this connection) finds every subscription in place.
     host.nats.flush().await.map_err(|e| HostError::Subscribe {
         subject: "<flush>".into(),
         reason: e.to_string(),

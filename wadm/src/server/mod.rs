@@ -132,7 +132,9 @@ impl Server {
                 subject: subject.clone(),
                 detail: e.to_string(),
             })?;
-        // Make sure the subscription is registered before anyone is told we serve.
+        // Written out before anything this connection publishes next (the
+        // server handles one connection's operations in order). A client
+        // that races wadm's start is told that no wadm is answering.
         client.flush().await.map_err(|e| ServerError::Subscribe {
             subject: subject.clone(),
             detail: e.to_string(),

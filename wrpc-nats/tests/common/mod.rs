@@ -239,15 +239,18 @@ impl Counter {
     pub async fn start(nats: &NatsServer) -> Counter {
         let client = nats.connect().await.unwrap();
         let sub = client.subscribe(">").await.unwrap();
-        client.flush().await.unwrap();
+        trellis_tests::nats::synced(&client).await.unwrap();
         Counter { sub, client }
     }
 
-    /// Collects messages until none arrives for `quiet`.
+    /// Collects messages until none arrives for `quiet` (except the probes
+    /// that confirm subscriptions).
     pub async fn drain(&mut self, quiet: Duration) -> Vec<async_nats::Message> {
         let mut seen = Vec::new();
         while let Ok(Some(message)) = tokio::time::timeout(quiet, self.sub.next()).await {
-            seen.push(message);
+            if !trellis_tests::nats::is_sync_probe(&message) {
+                seen.push(message);
+            }
         }
         seen
     }

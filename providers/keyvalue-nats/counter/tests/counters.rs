@@ -26,11 +26,11 @@ async fn bucket(nats: &NatsServer, name: &str) -> anyhow::Result<kv::Store> {
 async fn observe_reads(nats: &NatsServer, bucket: &str) -> anyhow::Result<Arc<Mutex<Vec<String>>>> {
     let client = nats.connect().await?;
     let prefix = format!("$JS.API.DIRECT.GET.KV_{bucket}.$KV.{bucket}.");
-    // All of the JetStream API, filtered here: a subscription to just the
-    // bucket's direct-get subjects missed some requests on a loaded machine
-    // (seen in CI), one to `$JS.API.>` did not.
+    // All of the JetStream API, filtered here. A subscription that missed
+    // some requests on a loaded machine (seen in CI) was confirmed only with
+    // `flush()`, which does not wait for the server to register it.
     let mut sub = client.subscribe("$JS.API.>").await?;
-    client.flush().await?;
+    trellis_tests::nats::synced(&client).await?;
     let keys = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&keys);
     tokio::spawn(async move {
