@@ -551,6 +551,54 @@ impl CtlClient {
     }
 }
 
+/// Subject prefix of [`server_caught_up`]'s probes. A subscriber on `>` sees
+/// them and should skip them.
+pub const SYNC_PROBE_PREFIX: &str = "_TRELLIS_SYNC.";
+
+/// Waits until the server has handled everything `nats` sent before this
+/// call, subscriptions included, so that a message any *other* connection
+/// publishes from now on reaches them.
+///
+/// `async_nats::Client::flush` does not give that: it only writes the
+/// client's buffer to its socket, and a loaded server may read it after
+/// another connection's publish. The server handles one connection's
+/// operations in order, so once a probe published after them has come back
+/// to this connection, they were handled.
+///
+/// # Errors
+///
+/// [`CtlClientError::Nats`] when the probe cannot be sent, and
+/// [`CtlClientError::Timeout`] when it is not back within `timeout`.
+pub async fn server_caught_up(
+    nats: &async_nats::Client,
+    timeout: Duration,
+) -> Result<(), CtlClientError> {
+    let inbox = nats.new_inbox();
+    let token = inbox.rsplit('.').next().unwrap_or(&inbox);
+    let subject = format!("{SYNC_PROBE_PREFIX}{token}");
+    let nats_err = |e: &dyn std::fmt::Display| CtlClientError::Nats(e.to_string());
+    let mut probe = nats
+        .subscribe(subject.clone())
+        .await
+        .map_err(|e| nats_err(&e))?;
+    nats.publish(subject.clone(), Bytes::new())
+        .await
+        .map_err(|e| nats_err(&e))?;
+    let back = tokio::time::timeout(timeout, probe.next()).await;
+    // Best effort: the subscription ends with the connection anyway.
+    let _ = probe.unsubscribe().await;
+    match back {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(CtlClientError::Nats(format!(
+            "the connection closed before the probe on `{subject}` came back"
+        ))),
+        Err(_) => Err(CtlClientError::Timeout {
+            subject,
+            after: timeout,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -597,53 +645,5 @@ mod tests {
     fn defaults_match_wasmcloud_client() {
         assert_eq!(DEFAULT_TIMEOUT, Duration::from_secs(2));
         assert_eq!(DEFAULT_AUCTION_TIMEOUT, Duration::from_secs(5));
-    }
-}
-
-/// Subject prefix of [`server_caught_up`]'s probes. A subscriber on `>` sees
-/// them and should skip them.
-pub const SYNC_PROBE_PREFIX: &str = "_TRELLIS_SYNC.";
-
-/// Waits until the server has handled everything `nats` sent before this
-/// call, subscriptions included, so that a message any *other* connection
-/// publishes from now on reaches them.
-///
-/// `async_nats::Client::flush` does not give that: it only writes the
-/// client's buffer to its socket, and a loaded server may read it after
-/// another connection's publish. The server handles one connection's
-/// operations in order, so once a probe published after them has come back
-/// to this connection, they were handled.
-///
-/// # Errors
-///
-/// [`CtlClientError::Nats`] when the probe cannot be sent, and
-/// [`CtlClientError::Timeout`] when it is not back within `timeout`.
-pub async fn server_caught_up(
-    nats: &async_nats::Client,
-    timeout: Duration,
-) -> Result<(), CtlClientError> {
-    let inbox = nats.new_inbox();
-    let token = inbox.rsplit('.').next().unwrap_or(&inbox);
-    let subject = format!("{SYNC_PROBE_PREFIX}{token}");
-    let nats_err = |e: &dyn std::fmt::Display| CtlClientError::Nats(e.to_string());
-    let mut probe = nats
-        .subscribe(subject.clone())
-        .await
-        .map_err(|e| nats_err(&e))?;
-    nats.publish(subject.clone(), Bytes::new())
-        .await
-        .map_err(|e| nats_err(&e))?;
-    let back = tokio::time::timeout(timeout, probe.next()).await;
-    // Best effort: the subscription ends with the connection anyway.
-    let _ = probe.unsubscribe().await;
-    match back {
-        Ok(Some(_)) => Ok(()),
-        Ok(None) => Err(CtlClientError::Nats(format!(
-            "the connection closed before the probe on `{subject}` came back"
-        ))),
-        Err(_) => Err(CtlClientError::Timeout {
-            subject,
-            after: timeout,
-        }),
     }
 }
