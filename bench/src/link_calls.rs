@@ -15,7 +15,11 @@
 //! - **lattice with reuse**: as *lattice*, but `ponger` opted into instance
 //!   reuse (`component_limits.max_instance_reuse`, 128 calls per instance);
 //! - **raw NATS**: a native responder answering the same 5-byte payload
-//!   (`pong` as a wRPC string) to `request()`.
+//!   (`pong` as a wRPC string) to `request()`;
+//! - **floor**: native callers into `wasm-responder`, a plain async-nats
+//!   responder running `ponger` on the host's engine with nothing of Trellis
+//!   around it, with a fresh instance per call and with one instance reused:
+//!   what wasmtime alone allows on this machine.
 //!
 //! Sequential: p50/p99 over `BENCH_CALLS` (10 000) calls. Concurrent:
 //! `BENCH_CALLERS` (32) callers for `BENCH_SECONDS`; for the components each
@@ -23,7 +27,7 @@
 //! `BENCH_HOST_WORKERS` (or `BENCH_HOST_WORKERS_A` / `_B` for the caller's
 //! and the callee's host) sets the hosts' tokio worker threads.
 //!
-//! Usage: `cargo run --release -p trellis-bench --bin link-calls`
+//! Usage: `cargo build --release -p trellis-bench`, then `target/release/link-calls`
 //! (needs `target/release/trellis` and the guest components: `bash scripts/test.sh`
 //! or `cargo build --release -p trellis-host` plus the guest build).
 
@@ -126,6 +130,22 @@ async fn main() -> anyhow::Result<()> {
             .kill_on_drop(true)
             .spawn()?,
     );
+    // The floor of a wasm callee: plain NATS responders running `ponger`
+    // on the host's engine, with nothing of Trellis around it.
+    let floor_bin = std::env::current_exe()?.with_file_name("wasm-responder");
+    require(&[&floor_bin])?;
+    let ponger_wasm = guests.join("ponger.wasm");
+    let mut floor_pids = Vec::new();
+    for mode in ["fresh", "reuse"] {
+        let child = Command::new(&floor_bin)
+            .args([url.as_str(), &format!("bench.floor.{mode}")])
+            .arg(&ponger_wasm)
+            .arg(mode)
+            .kill_on_drop(true)
+            .spawn()?;
+        floor_pids.push(child.id());
+        procs.0.push(child);
+    }
     // Responder for the baseline: same server, same reply payload as `ping`.
     let raw_subject = "bench.raw.ping";
     let responder = connect(&url).await?;
@@ -202,6 +222,21 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     raw_sequential(&nats, xproc_subject, 1000).await?;
+    for mode in ["fresh", "reuse"] {
+        let subject = format!("bench.floor.{mode}");
+        let ready = Instant::now() + WAIT;
+        while nats
+            .request(subject.clone(), bytes::Bytes::new())
+            .await
+            .is_err()
+        {
+            if Instant::now() > ready {
+                bail!("the wasm responder ({mode}) never answered");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        raw_sequential(&nats, &subject, 1000).await?;
+    }
     // CPU time of every process per call: unlike calls/s, it hardly moves
     // when other work shares the machine.
     let pids: Vec<(&str, Option<u32>)> = ["nats-server", "caller host", "callee host"]
@@ -232,6 +267,23 @@ async fn main() -> anyhow::Result<()> {
     let reu_tp = component_concurrent(reuse_port, callers, seconds, batch).await?;
     let reu_cpu = cpu_per_call(&pids, &before, reu_tp * started.elapsed().as_secs_f64());
 
+    // The floor: native callers into a wasm responder, CPU of nats-server,
+    // the responder and this process.
+    let mut floor = Vec::new();
+    for (mode, pid) in ["fresh", "reuse"].into_iter().zip(&floor_pids) {
+        let subject = format!("bench.floor.{mode}");
+        let seq = raw_sequential(&nats, &subject, calls).await?;
+        let pids: Vec<(&str, Option<u32>)> = vec![
+            ("nats-server", procs.0.first().and_then(|c| c.id())),
+            ("responder", *pid),
+            ("bench", Some(std::process::id())),
+        ];
+        let (before, started) = (cpu_snapshot(&pids), Instant::now());
+        let tp = raw_concurrent(&url, &subject, callers, seconds).await?;
+        let cpu = cpu_per_call(&pids, &before, tp * started.elapsed().as_secs_f64());
+        floor.push((mode, seq, tp, cpu));
+    }
+
     println!();
     println!(
         "| path | p50 µs | p99 µs | p50 vs raw NATS | calls/s at {callers} callers | vs raw NATS |"
@@ -257,6 +309,18 @@ async fn main() -> anyhow::Result<()> {
         reu,
         reu_tp,
     );
+    for (mode, seq, tp, _) in &floor {
+        let what = if *mode == "fresh" {
+            "a fresh instance per call"
+        } else {
+            "one instance reused"
+        };
+        row(
+            &format!("floor: native caller → NATS → ponger, {what} (no Trellis)"),
+            *seq,
+            *tp,
+        );
+    }
     println!();
     println!(
         "in-process p50 is {:.1}× lower than the lattice p50",
@@ -271,7 +335,16 @@ async fn main() -> anyhow::Result<()> {
         ("32 callers, lattice", &lat_cpu),
         ("32 callers, in-process", &loc_cpu),
         ("32 callers, lattice with reuse", &reu_cpu),
-    ] {
+    ]
+    .into_iter()
+    .chain(floor.iter().map(|(mode, _, _, cpu)| {
+        let label = if *mode == "fresh" {
+            "32 callers, floor, fresh instances"
+        } else {
+            "32 callers, floor, one instance"
+        };
+        (label, cpu)
+    })) {
         let total: f64 = cpu.iter().map(|(_, us)| us).sum();
         let parts: Vec<String> = cpu
             .iter()

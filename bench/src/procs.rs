@@ -58,7 +58,7 @@ pub fn require(paths: &[&Path]) -> anyhow::Result<()> {
     for p in paths {
         if !p.exists() {
             bail!(
-                "{} is missing: build with `cargo build --release -p trellis-host -p trellis-wadm` and the guest workspace (scripts/test.sh builds the guests)",
+                "{} is missing: build with `cargo build --release -p trellis-host -p trellis-wadm -p trellis-bench` and the guest workspace (scripts/test.sh builds the guests)",
                 p.display()
             );
         }
