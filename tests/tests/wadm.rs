@@ -303,6 +303,7 @@ async fn commands_seen(l: &TestLattice, window: Duration) -> usize {
         .subscribe(format!("wasmbus.evt.{}.>", l.lattice))
         .await
         .unwrap();
+    trellis_tests::nats::synced(&l.client).await.unwrap();
     let mut n = 0;
     let end = tokio::time::Instant::now() + window;
     while let Ok(Some(msg)) = tokio::time::timeout_at(end, futures::StreamExt::next(&mut sub)).await
@@ -548,6 +549,7 @@ async fn a_nats_outage_evicts_nothing() {
         .subscribe(format!("wasmbus.evt.{}.component_scaled", l.lattice))
         .await
         .unwrap();
+    trellis_tests::nats::synced(&client).await.unwrap();
     // Everyone reconnects; for the next 8 s nothing may be moved or rescaled.
     let quiet = tokio::time::timeout(
         Duration::from_secs(8),
