@@ -289,7 +289,9 @@ impl Worker {
                 }
             }
         }));
-        // Subscribed before anything is fetched, so nothing between is missed.
+        // Subscribed before anything is fetched: the server handles these
+        // SUBs before the fetches that follow on this connection, so nothing
+        // between is missed (`flush` only writes them out sooner).
         let _ = self.nats.flush().await;
         Ok(())
     }
