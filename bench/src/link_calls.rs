@@ -52,6 +52,12 @@ const LATTICE: &str = "bench";
 /// for WASIp3 components).
 const REUSE: u32 = 128;
 
+/// The two `wasm-responder` modes (the floor), and how their rows read.
+const FLOOR: [(&str, &str); 2] = [
+    ("fresh", "floor, a fresh instance per call"),
+    ("reuse", "floor, one instance reused"),
+];
+
 fn env_num(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -136,7 +142,7 @@ async fn main() -> anyhow::Result<()> {
     require(&[&floor_bin])?;
     let ponger_wasm = guests.join("ponger.wasm");
     let mut floor_pids = Vec::new();
-    for mode in ["fresh", "reuse"] {
+    for (mode, _) in FLOOR {
         let child = Command::new(&floor_bin)
             .args([url.as_str(), &format!("bench.floor.{mode}")])
             .arg(&ponger_wasm)
@@ -161,17 +167,7 @@ async fn main() -> anyhow::Result<()> {
         }
     });
     responder.flush().await?;
-    let ready = Instant::now() + WAIT;
-    while nats
-        .request(raw_subject, bytes::Bytes::new())
-        .await
-        .is_err()
-    {
-        if Instant::now() > ready {
-            bail!("the baseline responder never answered");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    answering(&nats, raw_subject, "the baseline responder").await?;
 
     println!(
         "machine: {} cores; nats-server on loopback; {calls} sequential calls, {callers} callers for {seconds} s",
@@ -210,31 +206,11 @@ async fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let ready = Instant::now() + WAIT;
-    while nats
-        .request(xproc_subject, bytes::Bytes::new())
-        .await
-        .is_err()
-    {
-        if Instant::now() > ready {
-            bail!("the cross-process baseline responder never answered");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    answering(&nats, xproc_subject, "the cross-process baseline responder").await?;
     raw_sequential(&nats, xproc_subject, 1000).await?;
-    for mode in ["fresh", "reuse"] {
+    for (mode, _) in FLOOR {
         let subject = format!("bench.floor.{mode}");
-        let ready = Instant::now() + WAIT;
-        while nats
-            .request(subject.clone(), bytes::Bytes::new())
-            .await
-            .is_err()
-        {
-            if Instant::now() > ready {
-                bail!("the wasm responder ({mode}) never answered");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        answering(&nats, &subject, &format!("the wasm responder ({mode})")).await?;
         raw_sequential(&nats, &subject, 1000).await?;
     }
     // CPU time of every process per call: unlike calls/s, it hardly moves
@@ -270,7 +246,7 @@ async fn main() -> anyhow::Result<()> {
     // The floor: native callers into a wasm responder, CPU of nats-server,
     // the responder and this process.
     let mut floor = Vec::new();
-    for (mode, pid) in ["fresh", "reuse"].into_iter().zip(&floor_pids) {
+    for ((mode, what), pid) in FLOOR.into_iter().zip(&floor_pids) {
         let subject = format!("bench.floor.{mode}");
         let seq = raw_sequential(&nats, &subject, calls).await?;
         let pids: Vec<(&str, Option<u32>)> = vec![
@@ -281,7 +257,7 @@ async fn main() -> anyhow::Result<()> {
         let (before, started) = (cpu_snapshot(&pids), Instant::now());
         let tp = raw_concurrent(&url, &subject, callers, seconds).await?;
         let cpu = cpu_per_call(&pids, &before, tp * started.elapsed().as_secs_f64());
-        floor.push((mode, seq, tp, cpu));
+        floor.push((what, seq, tp, cpu));
     }
 
     println!();
@@ -309,14 +285,9 @@ async fn main() -> anyhow::Result<()> {
         reu,
         reu_tp,
     );
-    for (mode, seq, tp, _) in &floor {
-        let what = if *mode == "fresh" {
-            "a fresh instance per call"
-        } else {
-            "one instance reused"
-        };
+    for (what, seq, tp, _) in &floor {
         row(
-            &format!("floor: native caller → NATS → ponger, {what} (no Trellis)"),
+            &format!("{what}: native caller → NATS → ponger (no Trellis)"),
             *seq,
             *tp,
         );
@@ -337,14 +308,8 @@ async fn main() -> anyhow::Result<()> {
         ("32 callers, lattice with reuse", &reu_cpu),
     ]
     .into_iter()
-    .chain(floor.iter().map(|(mode, _, _, cpu)| {
-        let label = if *mode == "fresh" {
-            "32 callers, floor, fresh instances"
-        } else {
-            "32 callers, floor, one instance"
-        };
-        (label, cpu)
-    })) {
+    .chain(floor.iter().map(|(what, _, _, cpu)| (*what, cpu)))
+    {
         let total: f64 = cpu.iter().map(|(_, us)| us).sum();
         let parts: Vec<String> = cpu
             .iter()
@@ -402,6 +367,22 @@ async fn respond(url: &str, subject: &str) -> anyhow::Result<()> {
                 .publish(reply, bytes::Bytes::from_static(b"\x04pong"))
                 .await;
         }
+    }
+    Ok(())
+}
+
+/// Waits until something answers requests on `subject`.
+async fn answering(nats: &async_nats::Client, subject: &str, what: &str) -> anyhow::Result<()> {
+    let ready = Instant::now() + WAIT;
+    while nats
+        .request(subject.to_string(), bytes::Bytes::new())
+        .await
+        .is_err()
+    {
+        if Instant::now() > ready {
+            bail!("{what} never answered");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
 }
